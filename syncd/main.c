@@ -1,0 +1,123 @@
+/* main: mqsyncd's commands (serve, migrate, user add) and process lifetime. */
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "migrate.h"
+#include "users.h"
+#include "version.h"
+
+/* Opens one connection for a CLI command. NULL with a message on stderr on failure. */
+static PGconn *cli_connect(const struct syncd_config *cfg)
+{
+	PGconn *c = PQconnectdb(cfg->db);
+	if(PQstatus(c) != CONNECTION_OK) {
+		mqs_log(MQS_LOG_ERR, "cannot connect to the database: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+static int cmd_migrate(const struct syncd_config *cfg)
+{
+	char err[1024];
+	PGconn *c = cli_connect(cfg);
+	if(c == NULL) return 1;
+	int n = mqs_migrate(c, err, sizeof(err));
+	if(n < 0) {
+		mqs_log(MQS_LOG_ERR, "migration failed: %s", err);
+		PQfinish(c);
+		return 1;
+	}
+	mqs_log(MQS_LOG_INFO, "schema at version %d (%d migration%s applied)", mqs_schema_version(c), n,
+	        n == 1 ? "" : "s");
+	PQfinish(c);
+	return 0;
+}
+
+static int cmd_user_add(const struct syncd_config *cfg, const char *id)
+{
+	char token[MQS_TOKEN_LEN + 1];
+	PGconn *c = cli_connect(cfg);
+	if(c == NULL) return 1;
+	enum users_result rc = users_create(c, id, cfg->admin, token);
+	PQfinish(c);
+	switch(rc) {
+	case USERS_OK:
+		printf("%s\n", token);
+		return 0;
+	case USERS_INVALID:
+		mqs_log(MQS_LOG_ERR, "user id '%s' must match [A-Za-z0-9_-]{1,64}", id);
+		return 2;
+	case USERS_EXISTS:
+		mqs_log(MQS_LOG_ERR, "user '%s' already exists", id);
+		return 3;
+	default:
+		mqs_log(MQS_LOG_ERR, "cannot create user '%s'", id);
+		return 1;
+	}
+}
+
+static int cmd_serve(const struct syncd_config *cfg)
+{
+	sigset_t set;
+	int sig = 0;
+
+	/* Block the stop signals before any thread starts, then wait for one on this thread. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	mqs_log(MQS_LOG_INFO, "mqsyncd %s starting", MQS_VERSION);
+	struct syncd *sd = syncd_start(cfg);
+	if(sd == NULL) return 1;
+	sigwait(&set, &sig);
+	mqs_log(MQS_LOG_INFO, "signal %d: stopping", sig);
+	syncd_stop(sd);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct syncd_config cfg;
+	enum syncd_command cmd;
+	const char *arg;
+	char err[512];
+	int rc;
+
+	mqs_log_init("mqsyncd", MQS_LOG_INFO);
+	if(!syncd_config_parse(&cfg, argc - 1, argv + 1, &cmd, &arg, err, sizeof(err))) {
+		fprintf(stderr, "mqsyncd: %s\n", err);
+		syncd_config_free(&cfg);
+		return 2;
+	}
+	switch(cmd) {
+	case SYNCD_HELP:
+		fputs(syncd_usage, stdout);
+		rc = 0;
+		break;
+	case SYNCD_VERSION:
+		printf("mqsyncd %s\n", MQS_VERSION);
+		rc = 0;
+		break;
+	case SYNCD_MIGRATE:
+		rc = cmd_migrate(&cfg);
+		break;
+	case SYNCD_USER_ADD:
+		rc = cmd_user_add(&cfg, arg);
+		break;
+	default:
+		rc = cmd_serve(&cfg);
+		break;
+	}
+	syncd_config_free(&cfg);
+	return rc;
+}

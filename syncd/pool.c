@@ -1,0 +1,119 @@
+/* pool: a fixed set of PostgreSQL connections shared by the HTTP worker threads. */
+#include "pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+struct syncd_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	char *conninfo;
+	int size;
+	int in_use;
+	int nfree;
+	PGconn **free_conns; /* NULL entries are slots not yet connected */
+};
+
+struct syncd_pool *syncd_pool_new(const char *conninfo, int size)
+{
+	struct syncd_pool *pool = calloc(1, sizeof(*pool));
+	if(pool == NULL) return NULL;
+	pool->conninfo = strdup(conninfo);
+	pool->free_conns = calloc((size_t)size, sizeof(PGconn *));
+	if(pool->conninfo == NULL || pool->free_conns == NULL) {
+		free(pool->conninfo);
+		free(pool->free_conns);
+		free(pool);
+		return NULL;
+	}
+	pool->size = size;
+	pool->nfree = size;
+	pthread_mutex_init(&pool->lock, NULL);
+	pthread_cond_init(&pool->cond, NULL);
+	return pool;
+}
+
+static PGconn *connect_db(const char *conninfo)
+{
+	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+	const char *vals[] = {conninfo, "3", "mqsyncd", NULL};
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	if(PQstatus(c) != CONNECTION_OK) {
+		mqs_log(MQS_LOG_WARN, "database connection failed: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+PGconn *syncd_pool_get(struct syncd_pool *pool, int timeout_ms)
+{
+	struct timespec deadline;
+	PGconn *c;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if(deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&pool->lock);
+	while(pool->nfree == 0) {
+		if(pthread_cond_timedwait(&pool->cond, &pool->lock, &deadline) == ETIMEDOUT && pool->nfree == 0) {
+			pthread_mutex_unlock(&pool->lock);
+			return NULL;
+		}
+	}
+	c = pool->free_conns[--pool->nfree];
+	pool->in_use++;
+	pthread_mutex_unlock(&pool->lock);
+
+	if(c != NULL && PQstatus(c) != CONNECTION_OK) {
+		PQfinish(c);
+		c = NULL;
+	}
+	if(c == NULL) c = connect_db(pool->conninfo);
+	if(c == NULL) {
+		/* Give the slot back empty so the next caller retries the connection. */
+		syncd_pool_put(pool, NULL, true);
+	}
+	return c;
+}
+
+void syncd_pool_put(struct syncd_pool *pool, PGconn *conn, bool broken)
+{
+	if(conn != NULL && (broken || PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) != PQTRANS_IDLE)) {
+		PQfinish(conn);
+		conn = NULL;
+	}
+	pthread_mutex_lock(&pool->lock);
+	pool->free_conns[pool->nfree++] = conn;
+	pool->in_use--;
+	pthread_cond_signal(&pool->cond);
+	pthread_mutex_unlock(&pool->lock);
+}
+
+void syncd_pool_stats(struct syncd_pool *pool, int *size, int *in_use)
+{
+	pthread_mutex_lock(&pool->lock);
+	*size = pool->size;
+	*in_use = pool->in_use;
+	pthread_mutex_unlock(&pool->lock);
+}
+
+void syncd_pool_free(struct syncd_pool *pool)
+{
+	if(pool == NULL) return;
+	for(int i = 0; i < pool->nfree; i++) PQfinish(pool->free_conns[i]);
+	pthread_mutex_destroy(&pool->lock);
+	pthread_cond_destroy(&pool->cond);
+	free(pool->free_conns);
+	free(pool->conninfo);
+	free(pool);
+}

@@ -1,0 +1,65 @@
+/* Unit tests for common/: identifier validation and tokens. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "ids.h"
+#include "token.h"
+
+static void test_ids(void **state)
+{
+	char longid[66];
+
+	assert_true(mqs_id_valid("alice"));
+	assert_true(mqs_id_valid("A-b_9"));
+	assert_false(mqs_id_valid(""));
+	assert_false(mqs_id_valid(NULL));
+	assert_false(mqs_id_valid("a+b"));
+	assert_false(mqs_id_valid("a#"));
+	assert_false(mqs_id_valid("a/b"));
+	assert_false(mqs_id_valid("a b"));
+	assert_false(mqs_id_valid("caf\xc3\xa9"));
+	memset(longid, 'x', 64);
+	longid[64] = '\0';
+	assert_true(mqs_id_valid(longid));
+	longid[64] = 'x';
+	longid[65] = '\0';
+	assert_false(mqs_id_valid(longid));
+	assert_true(mqs_id_valid_n("abc/def", 3));
+	assert_false(mqs_id_valid_n("abc", 0));
+}
+
+static void test_tokens(void **state)
+{
+	char a[MQS_TOKEN_LEN + 1], b[MQS_TOKEN_LEN + 1];
+	unsigned char ha[MQS_TOKEN_HASH_LEN], hb[MQS_TOKEN_HASH_LEN], ha2[MQS_TOKEN_HASH_LEN];
+
+	assert_true(mqs_token_new(a));
+	assert_true(mqs_token_new(b));
+	assert_int_equal(strlen(a), MQS_TOKEN_LEN);
+	assert_string_not_equal(a, b);
+	for(size_t i = 0; i < MQS_TOKEN_LEN; i++) assert_true(mqs_id_valid_n(&a[i], 1)); /* URL-safe alphabet */
+	assert_true(mqs_token_hash(a, strlen(a), ha));
+	assert_true(mqs_token_hash(a, strlen(a), ha2));
+	assert_true(mqs_token_hash(b, strlen(b), hb));
+	assert_true(mqs_token_hash_eq(ha, ha2));
+	assert_false(mqs_token_hash_eq(ha, hb));
+	/* Known vector: SHA-256("abc"). */
+	static const unsigned char abc[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+	                                      0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+	                                      0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+	assert_true(mqs_token_hash("abc", 3, ha));
+	assert_memory_equal(ha, abc, 32);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_ids),
+	        cmocka_unit_test(test_tokens),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
