@@ -8,6 +8,7 @@
 
 const char syncd_usage[] =
         "usage: mqsyncd [serve] [--listen HOST:PORT] [--db CONNINFO] [--threads N] [--admin-token-file F]\n"
+        "                      [--receipts-max-members N]\n"
         "       mqsyncd migrate [--db CONNINFO]\n"
         "       mqsyncd user add ID [--admin] [--db CONNINFO]\n"
         "       mqsyncd --help | --version\n"
@@ -16,7 +17,9 @@ const char syncd_usage[] =
         "  --db CONNINFO           libpq connection string or URI (MQSYNC_DB)\n"
         "  --threads N             HTTP worker threads and database connections (MQSYNC_THREADS, default 4)\n"
         "  --admin-token-file F    file whose first line is the admin token (MQSYNC_ADMIN_TOKEN_FILE;\n"
-        "                          or the token itself in MQSYNC_ADMIN_TOKEN)\n";
+        "                          or the token itself in MQSYNC_ADMIN_TOKEN)\n"
+        "  --receipts-max-members N  message status lists recipients only for groups of at most N members\n"
+        "                          (MQSYNC_RECEIPTS_MAX_MEMBERS, default 1000)\n";
 
 enum opt_type { OPT_STRING, OPT_LONG };
 
@@ -35,6 +38,8 @@ static const struct opt_def opt_table[] = {
         {"--db", "MQSYNC_DB", OPT_STRING, OFF(db), "", 0, 0},
         {"--threads", "MQSYNC_THREADS", OPT_LONG, OFF(threads), "4", 1, 256},
         {"--admin-token-file", "MQSYNC_ADMIN_TOKEN_FILE", OPT_STRING, OFF(admin_token_file), NULL, 0, 0},
+        {"--receipts-max-members", "MQSYNC_RECEIPTS_MAX_MEMBERS", OPT_LONG, OFF(receipts_max_members), "1000", 0,
+         1000000000},
 };
 #define OPT_COUNT (sizeof(opt_table) / sizeof(opt_table[0]))
 

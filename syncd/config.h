@@ -6,12 +6,13 @@
 #include <stddef.h>
 
 struct syncd_config {
-	char *listen;           /* host:port, default 127.0.0.1:8080 */
-	char *db;               /* libpq conninfo, default "" (libpq's PG* environment) */
-	long threads;           /* HTTP worker threads = database pool size, default 4 */
-	char *admin_token_file; /* default none */
-	char *admin_token;      /* from MQSYNC_ADMIN_TOKEN or the file's first line */
-	bool admin;             /* `user add --admin` */
+	char *listen;              /* host:port, default 127.0.0.1:8080 */
+	char *db;                  /* libpq conninfo, default "" (libpq's PG* environment) */
+	long threads;              /* HTTP worker threads = database pool size, default 4 */
+	char *admin_token_file;    /* default none */
+	char *admin_token;         /* from MQSYNC_ADMIN_TOKEN or the file's first line */
+	long receipts_max_members; /* per-recipient status lists only up to this group size, default 1000 */
+	bool admin;                /* `user add --admin` */
 };
 
 enum syncd_command { SYNCD_SERVE, SYNCD_MIGRATE, SYNCD_USER_ADD, SYNCD_HELP, SYNCD_VERSION };

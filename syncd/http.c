@@ -1,4 +1,5 @@
-/* http: the libmicrohttpd server: request lifecycle, body limits, routing, JSON responses. */
+/* http: the libmicrohttpd server: request lifecycle, body limits, routing, authentication,
+ * long-poll suspension and JSON responses. */
 #include "http.h"
 
 #include <microhttpd.h>
@@ -11,15 +12,90 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "db.h"
+#include "groups.h"
+#include "input.h"
 #include "log.h"
+#include "messages.h"
+#include "metrics.h"
+#include "token.h"
+#include "users.h"
 
 struct syncd {
 	struct MHD_Daemon *daemon;
 	struct syncd_pool *pool;
-	pthread_mutex_t metrics_lock;
-	unsigned long requests_by_status[6]; /* index status/100 */
+	struct syncd_metrics *metrics;
+	struct waiters *waiters;
+	bool has_admin;
+	unsigned char admin_hash[MQS_TOKEN_HASH_LEN];
+	long receipts_max_members;
+	pthread_mutex_t lock;
+	int suspended; /* connections held right now (shutdown waits for them to answer) */
 };
+
+enum route_auth {
+	R_PUBLIC, /* no token */
+	R_USER,   /* a user token; the admin token gets 403 */
+	R_ANY,    /* a user token or the admin token; the handler decides */
+	R_ADMIN,  /* the admin token only */
+};
+enum route_body { B_NONE, B_OPTIONAL, B_REQUIRED };
+
+struct route {
+	const char *method;
+	const char *pattern; /* segments; {gid}/{uid} are ids, {id} a positive integer */
+	syncd_handler fn;
+	enum route_auth auth;
+	enum route_body body;
+};
+
+static unsigned route_healthz(struct syncd_call *call, struct syncd_reply *reply);
+static unsigned route_metrics(struct syncd_call *call, struct syncd_reply *reply);
+
+static const struct route routes[] = {
+        {"GET", "/healthz", route_healthz, R_PUBLIC, B_NONE},
+        {"GET", "/metrics", route_metrics, R_PUBLIC, B_NONE},
+        {"GET", "/messages/sync", messages_sync, R_USER, B_NONE},
+        {"POST", "/messages/ack", messages_ack, R_USER, B_REQUIRED},
+        {"GET", "/messages/{id}/status", messages_status, R_USER, B_NONE},
+        {"PUT", "/groups/{gid}/read", messages_read, R_USER, B_REQUIRED},
+        {"GET", "/groups/{gid}/messages", messages_history, R_USER, B_NONE},
+        {"POST", "/groups", groups_create, R_ANY, B_REQUIRED},
+        {"GET", "/groups", groups_list, R_USER, B_NONE},
+        {"GET", "/groups/{gid}", groups_get, R_ANY, B_NONE},
+        {"GET", "/groups/{gid}/members", groups_members, R_ANY, B_NONE},
+        {"PUT", "/groups/{gid}/members/{uid}", groups_member_put, R_ANY, B_OPTIONAL},
+        {"DELETE", "/groups/{gid}/members/{uid}", groups_member_delete, R_ANY, B_NONE},
+        {"GET", "/presence", groups_presence, R_USER, B_NONE},
+        {"POST", "/users", users_post, R_ADMIN, B_REQUIRED},
+        {"POST", "/users/{uid}/token", users_rotate, R_ANY, B_NONE},
+        {"DELETE", "/users/{uid}", users_delete, R_ADMIN, B_NONE},
+};
+#define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))
+
+/* Route labels for /metrics: "GET /groups/{gid}" ... */
+static const char *const route_labels[] = {
+        "GET /healthz",
+        "GET /metrics",
+        "GET /messages/sync",
+        "POST /messages/ack",
+        "GET /messages/{id}/status",
+        "PUT /groups/{gid}/read",
+        "GET /groups/{gid}/messages",
+        "POST /groups",
+        "GET /groups",
+        "GET /groups/{gid}",
+        "GET /groups/{gid}/members",
+        "PUT /groups/{gid}/members/{uid}",
+        "DELETE /groups/{gid}/members/{uid}",
+        "GET /presence",
+        "POST /users",
+        "POST /users/{uid}/token",
+        "DELETE /users/{uid}",
+};
+_Static_assert(sizeof(route_labels) / sizeof(route_labels[0]) == ROUTE_COUNT, "one label per route");
 
 /* Per-request state, allocated on the first call and freed in request_completed. */
 struct request {
@@ -27,25 +103,17 @@ struct request {
 	size_t len;
 	size_t cap;
 	bool too_large;
+	bool suspended; /* held by the waiters registry right now */
+	bool ready;     /* routing, authentication and body parsing are done */
 	struct timespec started;
+	size_t route; /* ROUTE_COUNT when unmatched */
+	char *pathbuf;
+	const char *params[2];
+	json_t *json;
+	enum syncd_auth auth;
+	char user[MQS_ID_MAX + 1];
+	struct syncd_longpoll lp;
 };
-
-typedef unsigned (*route_fn)(struct syncd_call *call, struct syncd_reply *reply);
-
-static unsigned route_healthz(struct syncd_call *call, struct syncd_reply *reply);
-static unsigned route_metrics(struct syncd_call *call, struct syncd_reply *reply);
-
-struct route {
-	const char *method;
-	const char *path;
-	route_fn fn;
-};
-
-static const struct route routes[] = {
-        {"GET", "/healthz", route_healthz},
-        {"GET", "/metrics", route_metrics},
-};
-#define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))
 
 unsigned syncd_error(struct syncd_reply *reply, unsigned status, const char *code, const char *fmt, ...)
 {
@@ -61,64 +129,182 @@ unsigned syncd_error(struct syncd_reply *reply, unsigned status, const char *cod
 	return status;
 }
 
+unsigned syncd_bad_request(struct syncd_reply *reply, const char *msg)
+{
+	return syncd_error(reply, 400, "bad_request", "%s", msg);
+}
+
+unsigned syncd_db_error(struct syncd_reply *reply)
+{
+	return syncd_error(reply, 503, "unavailable", "database unavailable");
+}
+
+unsigned syncd_reply_json(struct syncd_reply *reply, unsigned status, json_t *json)
+{
+	if(json == NULL) return syncd_error(reply, 503, "unavailable", "out of memory");
+	if(reply->json) json_decref(reply->json);
+	reply->status = status;
+	reply->json = json;
+	return status;
+}
+
+const char *syncd_query(struct syncd_call *call, const char *name)
+{
+	return MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct query_check {
+	const char *const *allowed;
+	const char *bad;
+};
+
+static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct query_check *qc = cls;
+	(void)kind;
+	(void)value;
+	for(const char *const *a = qc->allowed; *a; a++) {
+		if(!strcmp(*a, key)) return MHD_YES;
+	}
+	qc->bad = key;
+	return MHD_NO;
+}
+
+bool syncd_query_only(struct syncd_call *call, const char *const *allowed, struct syncd_reply *reply)
+{
+	struct query_check qc = {allowed, NULL};
+	MHD_get_connection_values(call->conn, MHD_GET_ARGUMENT_KIND, check_arg, &qc);
+	if(qc.bad == NULL) return true;
+	if(mqs_id_valid(qc.bad))
+		syncd_error(reply, 400, "bad_request", "unknown query parameter '%s'", qc.bad);
+	else
+		syncd_error(reply, 400, "bad_request", "unknown query parameter");
+	return false;
+}
+
+void syncd_count_messages(struct syncd_call *call, size_t n)
+{
+	metrics_messages(call->sd->metrics, n);
+}
+
 static unsigned route_healthz(struct syncd_call *call, struct syncd_reply *reply)
 {
-	PGconn *c = syncd_pool_get(call->sd->pool, 2000);
-	if(c == NULL) return syncd_error(reply, 503, "unavailable", "database unavailable");
-	PGresult *res = PQexec(c, "SELECT 1");
-	bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+	PGresult *res = PQexec(call->db, "SELECT 1");
+	bool ok = res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK;
 	PQclear(res);
-	syncd_pool_put(call->sd->pool, c, !ok);
-	if(!ok) return syncd_error(reply, 503, "unavailable", "database unavailable");
-	reply->status = 200;
-	reply->json = json_pack("{s:s}", "status", "ok");
-	return 200;
+	if(!ok) return syncd_db_error(reply);
+	return syncd_reply_json(reply, 200, json_pack("{s:s}", "status", "ok"));
 }
 
 static unsigned route_metrics(struct syncd_call *call, struct syncd_reply *reply)
 {
 	struct syncd *sd = call->sd;
-	char buf[2048];
-	int size, in_use;
-	int n = 0;
+	struct syncd_gauges g;
 
-	syncd_pool_stats(sd->pool, &size, &in_use);
-	n += snprintf(buf + n, sizeof(buf) - (size_t)n,
-	              "# HELP mqsyncd_requests_total HTTP requests by status class.\n"
-	              "# TYPE mqsyncd_requests_total counter\n");
-	pthread_mutex_lock(&sd->metrics_lock);
-	for(int i = 1; i < 6; i++) {
-		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "mqsyncd_requests_total{status=\"%dxx\"} %lu\n", i,
-		              sd->requests_by_status[i]);
-	}
-	pthread_mutex_unlock(&sd->metrics_lock);
-	snprintf(buf + n, sizeof(buf) - (size_t)n,
-	         "# HELP mqsyncd_db_pool_connections Database pool size.\n"
-	         "# TYPE mqsyncd_db_pool_connections gauge\n"
-	         "mqsyncd_db_pool_connections %d\n"
-	         "# HELP mqsyncd_db_pool_in_use Database connections borrowed right now.\n"
-	         "# TYPE mqsyncd_db_pool_in_use gauge\n"
-	         "mqsyncd_db_pool_in_use %d\n",
-	         size, in_use);
+	syncd_pool_stats(sd->pool, &g.pool_size, &g.pool_in_use);
+	g.longpoll_waiting = waiters_count(sd->waiters);
+	g.listener_connected = waiters_connected(sd->waiters);
+	reply->text = metrics_render(sd->metrics, &g);
+	if(reply->text == NULL) return syncd_error(reply, 503, "unavailable", "out of memory");
 	reply->status = 200;
-	reply->text = strdup(buf);
 	reply->content_type = "text/plain; version=0.0.4";
 	return 200;
 }
 
-/* Finds the handler for method+path; sets *allowed when the path exists under another method. */
-static route_fn route_find(const char *method, const char *path, bool *path_exists)
+#define MAX_SEGS 8
+
+/* Splits buf (a copy of the path without its leading '/') into segments in place. Returns the
+ * count, or -1 when there are too many. */
+static int split_path(char *buf, char **segs)
 {
-	*path_exists = false;
-	for(size_t i = 0; i < ROUTE_COUNT; i++) {
-		if(strcmp(routes[i].path, path) != 0) continue;
-		*path_exists = true;
-		if(!strcmp(routes[i].method, method)) return routes[i].fn;
+	int n = 0;
+	char *s = buf;
+
+	for(;;) {
+		if(n == MAX_SEGS) return -1;
+		segs[n++] = s;
+		char *e = strchr(s, '/');
+		if(e == NULL) return n;
+		*e = '\0';
+		s = e + 1;
 	}
-	return NULL;
 }
 
-static enum MHD_Result send_reply(struct syncd *sd, struct MHD_Connection *conn, struct syncd_reply *reply)
+/* True when the segments match pattern; path parameters go to params (borrowed from segs). */
+static bool route_match(const char *pattern, char **segs, int n, const char **params)
+{
+	const char *p = pattern + 1;
+	int np = 0;
+
+	for(int i = 0; i < n; i++) {
+		const char *end = strchr(p, '/');
+		size_t plen = end ? (size_t)(end - p) : strlen(p);
+		if(plen == 0) return false;
+		if(p[0] == '{') {
+			if(segs[i][0] == '\0' || np == 2) return false;
+			params[np++] = segs[i];
+		} else if(strlen(segs[i]) != plen || strncmp(p, segs[i], plen) != 0) {
+			return false;
+		}
+		if(end == NULL) return i == n - 1;
+		p = end + 1;
+	}
+	return false;
+}
+
+/* Validates the path parameters of a matched route. Returns 0 or the error status set in reply. */
+static unsigned check_params(const char *pattern, const char **params, struct syncd_reply *reply)
+{
+	int np = 0;
+
+	for(const char *p = strchr(pattern, '{'); p; p = strchr(p + 1, '{')) {
+		const char *v = params[np++];
+		if(!strncmp(p, "{id}", 4)) {
+			int64_t id;
+			if(!input_int(v, 1, INT64_MAX, &id))
+				return syncd_bad_request(reply, "id: expected a positive integer");
+		} else if(!mqs_id_valid(v)) {
+			return syncd_error(reply, 400, "bad_request", "%s: must match [A-Za-z0-9_-]{1,64}",
+			                   !strncmp(p, "{gid}", 5) ? "gid" : "uid");
+		}
+	}
+	return 0;
+}
+
+/* Finds the route for method+path. Returns ROUTE_COUNT when none; *path_exists tells 405 from
+ * 404. On a match, req->pathbuf holds the split path and req->params point into it. */
+static size_t route_find(struct request *req, const char *method, const char *path, bool *path_exists)
+{
+	char *segs[MAX_SEGS];
+	const char *params[2];
+	size_t found = ROUTE_COUNT;
+
+	*path_exists = false;
+	if(path[0] != '/') return ROUTE_COUNT;
+	req->pathbuf = strdup(path + 1);
+	if(req->pathbuf == NULL) return ROUTE_COUNT;
+	int n = split_path(req->pathbuf, segs);
+	if(n < 0) return ROUTE_COUNT;
+	for(size_t i = 0; i < ROUTE_COUNT; i++) {
+		if(!route_match(routes[i].pattern, segs, n, params)) continue;
+		*path_exists = true;
+		if(strcmp(routes[i].method, method) != 0) continue;
+		found = i;
+		memcpy(req->params, params, sizeof(params));
+		break;
+	}
+	return found;
+}
+
+static double elapsed(const struct timespec *since)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - since->tv_sec) + (double)(now.tv_nsec - since->tv_nsec) / 1e9;
+}
+
+static enum MHD_Result send_reply(struct syncd *sd, struct request *req, struct MHD_Connection *conn,
+                                  struct syncd_reply *reply)
 {
 	char *text = NULL;
 	const char *ctype = reply->content_type;
@@ -134,24 +320,147 @@ static enum MHD_Result send_reply(struct syncd *sd, struct MHD_Connection *conn,
 		text = reply->text;
 		reply->text = NULL;
 	}
-	if(text == NULL) {
+	if(text == NULL && reply->status != 204) {
 		reply->status = 503;
 		text = strdup("{\"error\":{\"code\":\"unavailable\",\"message\":\"out of memory\"}}");
 		ctype = "application/json";
+	}
+	if(reply->status == 204) {
+		free(text);
+		text = NULL;
 	}
 	resp = MHD_create_response_from_buffer(text ? strlen(text) : 0, text, MHD_RESPMEM_MUST_FREE);
 	if(resp == NULL) {
 		free(text);
 		return MHD_NO;
 	}
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype ? ctype : "text/plain");
+	if(text != NULL) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype ? ctype : "text/plain");
 	if(reply->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	ret = MHD_queue_response(conn, reply->status, resp);
 	MHD_destroy_response(resp);
-	pthread_mutex_lock(&sd->metrics_lock);
-	if(reply->status / 100 < 6) sd->requests_by_status[reply->status / 100]++;
-	pthread_mutex_unlock(&sd->metrics_lock);
+	metrics_observe(sd->metrics, req->route, reply->status, elapsed(&req->started));
 	return ret;
+}
+
+/* Authenticates the bearer token of conn on db. Returns 0 with req->auth/user set, or an error
+ * status set in reply (401 for a missing/unknown token, 503 for a database failure). */
+static unsigned authenticate(struct syncd *sd, struct request *req, struct MHD_Connection *conn, PGconn *db,
+                             struct syncd_reply *reply)
+{
+	size_t len = 0;
+	const char *hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *tok = input_bearer(hdr, &len);
+	unsigned char hash[MQS_TOKEN_HASH_LEN];
+	char hex[2 * MQS_TOKEN_HASH_LEN + 1];
+
+	if(tok == NULL) return syncd_error(reply, 401, "unauthorized", "a bearer token is required");
+	if(!mqs_token_hash(tok, len, hash)) return syncd_error(reply, 503, "unavailable", "hashing failed");
+	if(sd->has_admin && mqs_token_hash_eq(hash, sd->admin_hash)) {
+		req->auth = SYNCD_AUTH_ADMIN;
+		return 0;
+	}
+	for(int i = 0; i < MQS_TOKEN_HASH_LEN; i++) snprintf(hex + 2 * i, 3, "%02x", hash[i]);
+	const char *vals[1] = {hex};
+	PGresult *res =
+	        db_exec(db, "SELECT user_id FROM user_tokens WHERE token_hash = decode($1, 'hex')", 1, vals, false);
+	unsigned rc = 0;
+	if(!db_ok(res)) {
+		rc = syncd_db_error(reply);
+	} else if(PQntuples(res) != 1) {
+		rc = syncd_error(reply, 401, "unauthorized", "unknown or revoked token");
+	} else {
+		snprintf(req->user, sizeof(req->user), "%s", PQgetvalue(res, 0, 0));
+		req->auth = SYNCD_AUTH_USER;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* Checks the route's auth class and parses the body. Returns 0 or an error status. */
+static unsigned prepare(struct syncd *sd, struct request *req, struct MHD_Connection *conn, PGconn *db,
+                        struct syncd_reply *reply)
+{
+	const struct route *r = &routes[req->route];
+	char err[256];
+	unsigned rc;
+
+	if(r->auth != R_PUBLIC) {
+		rc = authenticate(sd, req, conn, db, reply);
+		if(rc) return rc;
+		if(r->auth == R_USER && req->auth != SYNCD_AUTH_USER)
+			return syncd_error(reply, 403, "forbidden",
+			                   "this endpoint needs a user's token, not the admin token");
+		if(r->auth == R_ADMIN && req->auth != SYNCD_AUTH_ADMIN)
+			return syncd_error(reply, 403, "forbidden", "this endpoint needs the admin token");
+	}
+	rc = check_params(r->pattern, req->params, reply);
+	if(rc) return rc;
+	if(req->len == 0) {
+		if(r->body == B_REQUIRED) return syncd_bad_request(reply, "a JSON request body is required");
+		return 0;
+	}
+	if(r->body == B_NONE) return syncd_bad_request(reply, "this endpoint takes no request body");
+	const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if(!input_is_json_type(ct))
+		return syncd_error(reply, 415, "unsupported_media_type", "the request body must be application/json");
+	req->json = input_json_object(req->body, req->len, err, sizeof(err));
+	if(req->json == NULL) return syncd_bad_request(reply, err);
+	return 0;
+}
+
+/* Runs the handler (again, after a resume) until it answers or its connection is suspended. */
+static enum MHD_Result dispatch(struct syncd *sd, struct request *req, struct MHD_Connection *conn, const char *method,
+                                const char *url)
+{
+	struct syncd_reply reply = {0};
+
+	for(;;) {
+		PGconn *db = syncd_pool_get(sd->pool, 5000);
+		if(db == NULL) {
+			syncd_db_error(&reply);
+			return send_reply(sd, req, conn, &reply);
+		}
+		if(!req->ready) {
+			unsigned rc = prepare(sd, req, conn, db, &reply);
+			if(rc) {
+				syncd_pool_put(sd->pool, db, false);
+				return send_reply(sd, req, conn, &reply);
+			}
+			req->ready = true;
+		}
+		struct syncd_call call = {
+		        .sd = sd,
+		        .db = db,
+		        .method = method,
+		        .path = url,
+		        .params = {req->params[0], req->params[1]},
+		        .body = req->json,
+		        .conn = conn,
+		        .auth = req->auth,
+		        .user = req->auth == SYNCD_AUTH_USER ? req->user : NULL,
+		        .lp = &req->lp,
+		        .receipts_max_members = sd->receipts_max_members,
+		};
+		unsigned status = routes[req->route].fn(&call, &reply);
+		/* A handler leaves no transaction open; the pool closes a connection that it did. */
+		syncd_pool_put(sd->pool, db, false);
+		if(status != SYNCD_SUSPEND) return send_reply(sd, req, conn, &reply);
+
+		switch(waiters_suspend(sd->waiters, &req->lp.w, conn)) {
+		case WAITERS_SUSPENDED:
+			req->suspended = true;
+			pthread_mutex_lock(&sd->lock);
+			sd->suspended++;
+			pthread_mutex_unlock(&sd->lock);
+			return MHD_YES;
+		case WAITERS_STOPPING:
+			req->lp.expired = true;
+			break;
+		case WAITERS_RETRY:
+			break;
+		}
+	}
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -167,6 +476,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		req = calloc(1, sizeof(*req));
 		if(req == NULL) return MHD_NO;
 		clock_gettime(CLOCK_MONOTONIC, &req->started);
+		req->route = ROUTE_COUNT;
 		*con_cls = req;
 		return MHD_YES;
 	}
@@ -190,22 +500,38 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		req->body[req->len] = '\0';
 		return MHD_YES;
 	}
+	if(req->suspended) {
+		/* Resumed by the waiters registry: a notification, the deadline, or shutdown. */
+		struct timespec now;
+		req->suspended = false;
+		pthread_mutex_lock(&sd->lock);
+		sd->suspended--;
+		pthread_mutex_unlock(&sd->lock);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		const struct timespec *d = &req->lp.w.deadline;
+		if(now.tv_sec > d->tv_sec || (now.tv_sec == d->tv_sec && now.tv_nsec >= d->tv_nsec))
+			req->lp.expired = true;
+		return dispatch(sd, req, conn, method, url);
+	}
 	if(req->too_large) {
 		syncd_error(&reply, 413, "too_large", "request body exceeds %d bytes", SYNCD_BODY_MAX);
-		return send_reply(sd, conn, &reply);
+		return send_reply(sd, req, conn, &reply);
 	}
 	bool exists;
-	route_fn fn = route_find(method, url, &exists);
-	if(fn == NULL) {
+	req->route = route_find(req, method, url, &exists);
+	if(req->route == ROUTE_COUNT) {
 		if(exists)
-			syncd_error(&reply, 405, "method_not_allowed", "%s is not allowed on %s", method, url);
+			syncd_error(&reply, 405, "method_not_allowed", "%s is not allowed here", method);
 		else
 			syncd_error(&reply, 404, "not_found", "no such endpoint");
-		return send_reply(sd, conn, &reply);
+		return send_reply(sd, req, conn, &reply);
 	}
-	struct syncd_call call = {sd, method, url, req->body, req->len, conn};
-	fn(&call, &reply);
-	return send_reply(sd, conn, &reply);
+	if(routes[req->route].fn == route_metrics) {
+		struct syncd_call call = {.sd = sd, .conn = conn};
+		route_metrics(&call, &reply);
+		return send_reply(sd, req, conn, &reply);
+	}
+	return dispatch(sd, req, conn, method, url);
 }
 
 static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -218,6 +544,9 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 	(void)toe;
 	if(req == NULL) return;
 	free(req->body);
+	free(req->pathbuf);
+	json_decref(req->json);
+	waiter_free(&req->lp.w);
 	free(req);
 	*con_cls = NULL;
 }
@@ -239,14 +568,21 @@ struct syncd *syncd_start(const struct syncd_config *cfg)
 	}
 	sd = calloc(1, sizeof(*sd));
 	if(sd == NULL) return NULL;
-	pthread_mutex_init(&sd->metrics_lock, NULL);
+	pthread_mutex_init(&sd->lock, NULL);
+	sd->receipts_max_members = cfg->receipts_max_members;
+	if(cfg->admin_token != NULL) {
+		if(!mqs_token_hash(cfg->admin_token, strlen(cfg->admin_token), sd->admin_hash)) goto fail;
+		sd->has_admin = true;
+	}
+	sd->metrics = metrics_new(route_labels, ROUTE_COUNT);
 	sd->pool = syncd_pool_new(cfg->db, (int)cfg->threads);
-	if(sd->pool == NULL) goto fail;
-	sd->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, port, NULL,
-	                              NULL, on_request, sd, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-	                              MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
-	                              MHD_OPTION_NOTIFY_COMPLETED, request_completed, sd, MHD_OPTION_CONNECTION_TIMEOUT,
-	                              (unsigned int)120, MHD_OPTION_END);
+	sd->waiters = waiters_start(cfg->db);
+	if(sd->metrics == NULL || sd->pool == NULL || sd->waiters == NULL) goto fail;
+	sd->daemon = MHD_start_daemon(
+	        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, port,
+	        NULL, NULL, on_request, sd, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
+	        (unsigned int)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED, request_completed, sd,
+	        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_END);
 	if(sd->daemon == NULL) {
 		mqs_log(MQS_LOG_ERR, "cannot listen on %s", cfg->listen);
 		goto fail;
@@ -255,8 +591,10 @@ struct syncd *syncd_start(const struct syncd_config *cfg)
 	return sd;
 
 fail:
+	waiters_free(sd->waiters);
 	syncd_pool_free(sd->pool);
-	pthread_mutex_destroy(&sd->metrics_lock);
+	metrics_free(sd->metrics);
+	pthread_mutex_destroy(&sd->lock);
 	free(sd);
 	return NULL;
 }
@@ -264,13 +602,19 @@ fail:
 void syncd_stop(struct syncd *sd)
 {
 	if(sd == NULL) return;
+	/* Held requests must be resumed (and answered) before MHD_stop_daemon. */
+	waiters_stop(sd->waiters);
+	for(int i = 0; i < 300; i++) {
+		pthread_mutex_lock(&sd->lock);
+		int held = sd->suspended;
+		pthread_mutex_unlock(&sd->lock);
+		if(held == 0) break;
+		usleep(10000);
+	}
 	MHD_stop_daemon(sd->daemon);
+	waiters_free(sd->waiters);
 	syncd_pool_free(sd->pool);
-	pthread_mutex_destroy(&sd->metrics_lock);
+	metrics_free(sd->metrics);
+	pthread_mutex_destroy(&sd->lock);
 	free(sd);
-}
-
-struct syncd_pool *syncd_pool(struct syncd *sd)
-{
-	return sd->pool;
 }

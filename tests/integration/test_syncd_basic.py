@@ -75,7 +75,7 @@ class ServeTest(unittest.TestCase):
             self.assertEqual(body["error"]["code"], "too_large")
             status, text, hdrs = sd.request("GET", "/metrics")
             self.assertEqual(status, 200)
-            self.assertIn('mqsyncd_requests_total{status="2xx"}', text)
+            self.assertIn('mqsyncd_requests_total{route="GET /healthz",status="200"}', text)
             self.assertIn("mqsyncd_db_pool_connections 4", text)
 
             # Database down: 503 quickly, not a hang; back up: 200 again by itself.
