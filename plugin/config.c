@@ -41,6 +41,7 @@ static const struct opt_def opt_table[] = {
         {"spool_fsync", OPT_BOOL, OFF(spool_fsync), "false", 0, 0, NULL},
         {"reconnect_max_ms", OPT_LONG, OFF(reconnect_max_ms), "5000", 10, 600000, NULL},
         {"presence_interval_s", OPT_LONG, OFF(presence_interval_s), "30", 1, 30, NULL},
+        {"wake_address", OPT_STRING, OFF(wake_address), "127.0.0.1:1883", 0, 0, NULL},
 };
 #define OPT_COUNT (sizeof(opt_table) / sizeof(opt_table[0]))
 
@@ -188,11 +189,12 @@ const char *mqs_config_describe(const struct mqs_config *cfg, char *buf, size_t 
 {
 	snprintf(buf, buflen,
 	         "node=%s spool_dir=%s auth=%s envelope=%s other_topics=%s max_payload=%ld receipts_max_members=%ld "
-	         "batch_max=%ld spool_max_bytes=%ld spool_fsync=%s reconnect_max_ms=%ld presence_interval_s=%ld",
+	         "batch_max=%ld spool_max_bytes=%ld spool_fsync=%s reconnect_max_ms=%ld presence_interval_s=%ld "
+	         "wake_address=%s",
 	         cfg->node, cfg->spool_dir, cfg->auth ? "true" : "false", envelope_choices[cfg->envelope],
 	         other_choices[cfg->other_topics], cfg->max_payload, cfg->receipts_max_members, cfg->batch_max,
 	         cfg->spool_max_bytes, cfg->spool_fsync ? "true" : "false", cfg->reconnect_max_ms,
-	         cfg->presence_interval_s);
+	         cfg->presence_interval_s, cfg->wake_address);
 	return buf;
 }
 
@@ -201,5 +203,6 @@ void mqs_config_free(struct mqs_config *cfg)
 	free(cfg->conninfo);
 	free(cfg->node);
 	free(cfg->spool_dir);
-	cfg->conninfo = cfg->node = cfg->spool_dir = NULL;
+	free(cfg->wake_address);
+	cfg->conninfo = cfg->node = cfg->spool_dir = cfg->wake_address = NULL;
 }

@@ -25,6 +25,7 @@ struct mqs_config {
 	bool spool_fsync;          /* fsync each spool append, default false */
 	long reconnect_max_ms;     /* writer backoff ceiling, default 5000 */
 	long presence_interval_s;  /* last_seen refresh, default 30 */
+	char *wake_address;        /* HOST:PORT of a plain MQTT listener of this broker, or "none" */
 };
 
 /* Fills cfg from opts. Every value is copied (cfg owns its strings; free with mqs_config_free).

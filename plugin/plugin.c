@@ -1,19 +1,113 @@
-/* plugin: the three exported Mosquitto entry points; owns the plugin context's lifetime. */
+/* plugin: the three exported Mosquitto entry points; owns the plugin context's lifetime: options,
+ * spool replay, threads, callback registration, and an orderly shutdown. */
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
+#include <openssl/rand.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "config.h"
+#include "plugin.h"
 #include "version.h"
 
-#define EXPORT __attribute__((visibility("default")))
+#define EXPORT              __attribute__((visibility("default")))
+#define SPOOL_SEGMENT_BYTES (64L * 1024 * 1024)
+#define FIRST_LOAD_WAIT_MS  5000
 
-struct mqs_plugin {
-	mosquitto_plugin_id_t *pid;
-	struct mqs_config cfg;
+static int on_tick(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_tick *ev = event_data;
+	struct mqs_plugin *p = userdata;
+
+	(void)event;
+	mqs_wake_tick(&p->wake);
+	if(atomic_load(&p->to_broker.count) > 0) mqs_drain(p);
+	mqs_presence_heartbeat(p, ev->now_s);
+	return MOSQ_ERR_SUCCESS;
+}
+
+static const struct {
+	int event;
+	MOSQ_FUNC_generic_callback cb;
+	const char *name;
+} callbacks[] = {
+        {MOSQ_EVT_BASIC_AUTH, mqs_on_basic_auth, "basic_auth"}, {MOSQ_EVT_ACL_CHECK, mqs_on_acl_check, "acl_check"},
+        {MOSQ_EVT_MESSAGE, mqs_on_message, "message"},          {MOSQ_EVT_TICK, on_tick, "tick"},
+        {MOSQ_EVT_DISCONNECT, mqs_on_disconnect, "disconnect"},
 };
+#define CALLBACK_COUNT (sizeof(callbacks) / sizeof(callbacks[0]))
+
+/* Stops the threads (the writer flushes for up to 3 s) and frees everything. Accepts a partly
+ * initialised context. */
+static void plugin_free(struct mqs_plugin *p)
+{
+	if(p == NULL) return;
+	atomic_store(&p->stopping, true);
+	mqs_queue_kick(&p->to_writer);
+	if(p->listener_started) pthread_join(p->listener, NULL);
+	if(p->writer_started) pthread_join(p->writer, NULL);
+	/* Print what the threads said last; release what was committed. */
+	if(p->spool != NULL) {
+		struct mqs_item *it = mqs_queue_take(&p->to_broker, 0, NULL);
+		while(it != NULL) {
+			struct mqs_item *next = it->next;
+			if(it->kind == ITEM_LOG) {
+				mosquitto_log_printf(((struct mqs_logline *)it)->level, "mqsync: %s",
+				                     ((struct mqs_logline *)it)->text);
+			} else if(it->kind == ITEM_MSG && !((struct mqs_msg *)it)->remote) {
+				mqs_spool_release(p->spool, ((struct mqs_msg *)it)->segment,
+				                  ((struct mqs_msg *)it)->rec_size);
+			}
+			mqs_item_free(it);
+			it = next;
+		}
+	}
+	mqs_queue_destroy(&p->to_writer);
+	mqs_queue_destroy(&p->to_broker);
+	mqs_wake_close(&p->wake);
+	mqs_spool_close(p->spool);
+	hmap_free(p->users);
+	hmap_free(p->groups);
+	hmap_free(p->clients);
+	hmap_free(p->conns);
+	free(p->own_epochs);
+	mqs_config_free(&p->cfg);
+	free(p);
+}
+
+static void free_ptr(void *v)
+{
+	free(v);
+}
+
+/* Waits (at start only) until the listener delivered the first snapshot, so the first clients can
+ * authenticate. With the database down the broker starts anyway and refuses logins until then. */
+static void wait_first_snapshot(struct mqs_plugin *p)
+{
+	for(int waited = 0; waited < FIRST_LOAD_WAIT_MS && !p->state_loaded; waited += 20) {
+		struct timespec ts = {0, 20 * 1000000L};
+		nanosleep(&ts, NULL);
+		struct mqs_item *it = mqs_queue_take(&p->to_broker, 0, NULL);
+		while(it != NULL) {
+			struct mqs_item *next = it->next;
+			it->next = NULL;
+			if(it->kind == ITEM_LOG) {
+				mosquitto_log_printf(((struct mqs_logline *)it)->level, "mqsync: %s",
+				                     ((struct mqs_logline *)it)->text);
+				mqs_item_free(it);
+			} else {
+				mqs_state_apply(p, it);
+			}
+			it = next;
+		}
+	}
+	if(!p->state_loaded) {
+		mosquitto_log_printf(MOSQ_LOG_WARNING,
+		                     "mqsync: database not reachable yet: logins are refused until users are loaded");
+	}
+}
 
 EXPORT int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
 {
@@ -28,19 +122,79 @@ EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_
 {
 	char err[512];
 	char desc[1024];
+	size_t registered = 0;
 	struct mqs_plugin *p = calloc(1, sizeof(*p));
 
 	if(p == NULL) return MOSQ_ERR_NOMEM;
 	p->pid = identifier;
+	mqs_queue_init(&p->to_writer);
+	mqs_queue_init(&p->to_broker);
+	atomic_store(&p->stopping, false);
 	if(!mqs_config_parse(&p->cfg, opts, opt_count, err, sizeof(err))) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, "mqsync: invalid configuration: %s", err);
-		free(p);
+		mqs_wake_init(&p->wake, "none");
+		plugin_free(p);
+		return MOSQ_ERR_INVAL;
+	}
+	if(!mqs_wake_init(&p->wake, p->cfg.wake_address)) {
+		mosquitto_log_printf(
+		        MOSQ_LOG_ERR,
+		        "mqsync: invalid configuration: plugin_opt_wake_address: expected IPV4:PORT or none, "
+		        "got '%s'",
+		        p->cfg.wake_address);
+		mqs_wake_init(&p->wake, "none");
+		plugin_free(p);
 		return MOSQ_ERR_INVAL;
 	}
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqsync: plugin %s starting: %s", MQS_VERSION,
 	                     mqs_config_describe(&p->cfg, desc, sizeof(desc)));
+
+	uint8_t rnd[16];
+	if(RAND_bytes(p->epoch, sizeof(p->epoch)) != 1 || RAND_bytes(rnd, sizeof(rnd)) != 1) goto fail;
+	snprintf(p->sentinel, sizeof(p->sentinel), "mqsync-held:");
+	for(size_t i = 0; i < sizeof(rnd); i++) sprintf(p->sentinel + strlen(p->sentinel), "%02x", rnd[i]);
+	p->sentinel_len = strlen(p->sentinel);
+	p->own_epochs = malloc(sizeof(*p->own_epochs));
+	if(p->own_epochs == NULL) goto fail;
+	memcpy(p->own_epochs[0], p->epoch, 8);
+	p->own_epoch_count = 1;
+	p->clients = hmap_new(free_ptr);
+	p->conns = hmap_new(NULL);
+	p->users = hmap_new(mqs_user_free);
+	p->groups = hmap_new(mqs_group_free);
+	if(p->clients == NULL || p->conns == NULL || p->users == NULL || p->groups == NULL) goto fail;
+
+	p->spool = mqs_spool_open(p->cfg.spool_dir, SPOOL_SEGMENT_BYTES, p->cfg.spool_fsync, err, sizeof(err));
+	if(p->spool == NULL) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, "mqsync: plugin_opt_spool_dir: %s", err);
+		goto fail;
+	}
+	if(mqs_spool_replay_all(p) < 0) goto fail;
+
+	if(pthread_create(&p->listener, NULL, mqs_listener_main, p) != 0) goto fail;
+	p->listener_started = true;
+	wait_first_snapshot(p);
+	if(pthread_create(&p->writer, NULL, mqs_writer_main, p) != 0) goto fail;
+	p->writer_started = true;
+
+	for(registered = 0; registered < CALLBACK_COUNT; registered++) {
+		int rc = mosquitto_callback_register(identifier, callbacks[registered].event, callbacks[registered].cb,
+		                                     NULL, p);
+		if(rc != MOSQ_ERR_SUCCESS) {
+			mosquitto_log_printf(MOSQ_LOG_ERR, "mqsync: cannot register the %s callback (%d)",
+			                     callbacks[registered].name, rc);
+			goto fail;
+		}
+	}
 	*user_data = p;
 	return MOSQ_ERR_SUCCESS;
+
+fail:
+	while(registered-- > 0)
+		mosquitto_callback_unregister(identifier, callbacks[registered].event, callbacks[registered].cb, NULL);
+	mosquitto_log_printf(MOSQ_LOG_ERR, "mqsync: plugin failed to start");
+	plugin_free(p);
+	return MOSQ_ERR_UNKNOWN;
 }
 
 EXPORT int mosquitto_plugin_cleanup(void *user_data, struct mosquitto_opt *opts, int opt_count)
@@ -50,7 +204,12 @@ EXPORT int mosquitto_plugin_cleanup(void *user_data, struct mosquitto_opt *opts,
 	(void)opts;
 	(void)opt_count;
 	if(p == NULL) return MOSQ_ERR_SUCCESS;
-	mqs_config_free(&p->cfg);
-	free(p);
+	for(size_t i = 0; i < CALLBACK_COUNT; i++) {
+		mosquitto_callback_unregister(p->pid, callbacks[i].event, callbacks[i].cb, NULL);
+	}
+	mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqsync: stopping (accepted %llu, refused %llu, delivered %llu)",
+	                     (unsigned long long)p->stat_accepted, (unsigned long long)p->stat_refused,
+	                     (unsigned long long)p->stat_delivered);
+	plugin_free(p);
 	return MOSQ_ERR_SUCCESS;
 }

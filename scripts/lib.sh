@@ -6,7 +6,7 @@ MQSYNC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Everything the build, the tests, the benchmarks and the local stack need.
 MQSYNC_PACKAGES=(
   build-essential cmake pkg-config git ca-certificates procps iproute2
-  libpq-dev libmicrohttpd-dev libjansson-dev libssl-dev libcmocka-dev
+  libpq-dev libmicrohttpd-dev libjansson-dev libssl-dev libcmocka-dev zlib1g-dev
   mosquitto-dev libmosquitto-dev mosquitto mosquitto-clients
   postgresql postgresql-contrib postgresql-client
   libcurl4-openssl-dev curl

@@ -244,7 +244,8 @@ class Mosquitto:
         os.makedirs(self.dir, exist_ok=True)
         self.spool = os.path.join(self.dir, "spool")
         self.conf = os.path.join(self.dir, "mosquitto.conf")
-        opts = {"conninfo": conninfo, "node": name, "spool_dir": self.spool, "other_topics": "allow"}
+        opts = {"conninfo": conninfo, "node": name, "spool_dir": self.spool, "other_topics": "allow",
+                "wake_address": "127.0.0.1:%d" % self.port}
         opts.update(options or {})
         self.log_path = os.path.join(harness.tmp, name + ".log")
         # log_dest file, not stdout: stdout to a file is block-buffered and shows up late.
@@ -267,6 +268,7 @@ class Mosquitto:
         self.proc = Proc(name, [MOSQUITTO, "-c", self.conf], self.log_path, env=env)
 
     def start(self, expect_fail=False, timeout=15.0):
+        """Starts (or restarts, after stop/kill9) the broker on the same port, config and spool."""
         self.proc.start()
         self.h.track(self.proc)
         if expect_fail:

@@ -1,0 +1,177 @@
+/* clients: authentication (SPEC 2), the table of connected clients by pointer, token revocation,
+ * and presence (SPEC 3.5). Broker thread only. */
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plugin.h"
+
+struct mqs_client *mqs_client_get(struct mqs_plugin *p, const struct mosquitto *client)
+{
+	return hmap_get(p->clients, &client, sizeof(client));
+}
+
+/* Adds delta to uid's connection count on this node and tells the writer the new count. */
+static void presence_change(struct mqs_plugin *p, const char *uid, int delta)
+{
+	intptr_t n = (intptr_t)hmap_gets(p->conns, uid) + delta;
+	if(n <= 0) {
+		hmap_dels(p->conns, uid);
+		n = 0;
+	} else {
+		hmap_puts(p->conns, uid, (void *)n);
+	}
+	struct mqs_presence *pr = calloc(1, sizeof(*pr));
+	if(pr == NULL) return;
+	pr->hdr.kind = ITEM_PRESENCE;
+	snprintf(pr->user, sizeof(pr->user), "%s", uid);
+	pr->connections = (int)n;
+	mqs_queue_push(&p->to_writer, &pr->hdr);
+}
+
+void mqs_presence_heartbeat(struct mqs_plugin *p, time_t now)
+{
+	if(now - p->last_heartbeat < p->cfg.presence_interval_s) return;
+	p->last_heartbeat = now;
+	struct mqs_item *hb = calloc(1, sizeof(*hb));
+	if(hb == NULL) return;
+	hb->kind = ITEM_HEARTBEAT;
+	mqs_queue_push(&p->to_writer, hb);
+}
+
+/* Records client as uid (or as the wake connection). Re-authentication of a known pointer (SIGHUP)
+ * updates the record without counting a second connection. */
+static int remember(struct mqs_plugin *p, struct mosquitto *client, const char *uid, const uint8_t *token_hash,
+                    bool wake)
+{
+	struct mqs_client *c = mqs_client_get(p, client);
+	bool fresh = c == NULL;
+
+	if(fresh) {
+		c = calloc(1, sizeof(*c));
+		if(c == NULL || !hmap_put(p->clients, &client, sizeof(client), c)) {
+			free(c);
+			return MOSQ_ERR_NOMEM;
+		}
+	} else if(!c->wake && strcmp(c->user, uid ? uid : "") != 0) {
+		presence_change(p, c->user, -1);
+		fresh = true;
+	}
+	snprintf(c->user, sizeof(c->user), "%s", uid ? uid : "");
+	c->wake = wake;
+	c->has_token = token_hash != NULL;
+	if(token_hash) memcpy(c->token_hash, token_hash, MQS_TOKEN_HASH_LEN);
+	if(fresh && !wake && uid != NULL) presence_change(p, uid, +1);
+	return MOSQ_ERR_SUCCESS;
+}
+
+static bool token_matches(const struct mqs_user *u, const uint8_t hash[MQS_TOKEN_HASH_LEN])
+{
+	bool found = false;
+	/* Compare against every token, without stopping early. */
+	for(int i = 0; i < u->ntokens; i++) found |= mqs_token_hash_eq(u->tokens[i], hash);
+	return found;
+}
+
+int mqs_on_basic_auth(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_basic_auth *ev = event_data;
+	struct mqs_plugin *p = userdata;
+	const char *clientid = mosquitto_client_id(ev->client);
+	const char *uid = ev->username;
+	uint8_t hash[MQS_TOKEN_HASH_LEN];
+
+	(void)event;
+	if(clientid != NULL && strpbrk(clientid, "+#") != NULL) {
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqsync: refused client id '%s': contains + or #", clientid);
+		return MOSQ_ERR_AUTH;
+	}
+	if(uid != NULL && strpbrk(uid, "+#") != NULL) {
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqsync: refused username with + or # (client '%s')",
+		                     clientid ? clientid : "");
+		return MOSQ_ERR_AUTH;
+	}
+	if(mqs_wake_is_credential(&p->wake, uid, ev->password)) return remember(p, ev->client, NULL, NULL, true);
+	if(!p->cfg.auth) {
+		/* Another mechanism authenticates; the username is the user id. */
+		if(mqs_id_valid(uid)) remember(p, ev->client, uid, NULL, false);
+		return MOSQ_ERR_PLUGIN_DEFER;
+	}
+	if(!p->state_loaded) {
+		mosquitto_log_printf(MOSQ_LOG_WARNING,
+		                     "mqsync: refused '%s': users not loaded yet (database unreachable?)",
+		                     uid ? uid : "");
+		return MOSQ_ERR_AUTH;
+	}
+	struct mqs_user *u = mqs_id_valid(uid) ? hmap_gets(p->users, uid) : NULL;
+	if(u == NULL || ev->password == NULL || !mqs_token_hash(ev->password, strlen(ev->password), hash) ||
+	   !token_matches(u, hash)) {
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqsync: authentication failed for user '%s' (client '%s')",
+		                     mqs_id_valid(uid) ? uid : "?", clientid ? clientid : "");
+		return MOSQ_ERR_AUTH;
+	}
+	return remember(p, ev->client, uid, hash, false);
+}
+
+int mqs_on_disconnect(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_disconnect *ev = event_data;
+	struct mqs_plugin *p = userdata;
+	struct mqs_client *c = hmap_take(p->clients, &ev->client, sizeof(ev->client));
+
+	(void)event;
+	if(c == NULL) return MOSQ_ERR_SUCCESS;
+	if(!c->wake && c->user[0] != '\0') presence_change(p, c->user, -1);
+	free(c);
+	return MOSQ_ERR_SUCCESS;
+}
+
+struct revalidate {
+	struct mqs_plugin *p;
+	const char *uid;
+	const struct mqs_user *user; /* NULL: the user is gone */
+	char **kick;                 /* client ids to disconnect */
+	size_t nkick, cap;
+};
+
+static void check_client(const void *key, size_t keylen, void *value, void *arg)
+{
+	struct revalidate *r = arg;
+	struct mqs_client *c = value;
+	struct mosquitto *client;
+
+	(void)keylen;
+	if(c->wake || strcmp(c->user, r->uid) != 0) return;
+	if(r->user != NULL && (!c->has_token || token_matches(r->user, c->token_hash))) return;
+	if(!r->p->cfg.auth && r->user == NULL) return; /* not ours to judge */
+	memcpy(&client, key, sizeof(client));
+	const char *id = mosquitto_client_id(client);
+	if(id == NULL) return;
+	if(r->nkick == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 8;
+		char **k = realloc(r->kick, cap * sizeof(*k));
+		if(k == NULL) return;
+		r->kick = k;
+		r->cap = cap;
+	}
+	r->kick[r->nkick] = strdup(id);
+	if(r->kick[r->nkick] != NULL) r->nkick++;
+}
+
+void mqs_clients_revalidate(struct mqs_plugin *p, const char *uid)
+{
+	struct revalidate r = {p, uid, hmap_gets(p->users, uid), NULL, 0, 0};
+
+	hmap_each(p->clients, check_client, &r);
+	/* Kick after the walk: a kick may call back into DISCONNECT, which edits the table. */
+	for(size_t i = 0; i < r.nkick; i++) {
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqsync: disconnecting client '%s' of user '%s': token revoked",
+		                     r.kick[i], uid);
+		mosquitto_kick_client_by_clientid(r.kick[i], false);
+		free(r.kick[i]);
+	}
+	free(r.kick);
+}

@@ -1,0 +1,420 @@
+/* listener: the thread that keeps the broker's state fresh. It LISTENs on mqsync_state and
+ * mqsync_msg, loads the whole state after every (re)connect, reloads one user, group or
+ * membership per notification, and fetches messages other brokers committed so they are delivered
+ * live here too (SPEC 8). Touches only libpq and the queues. */
+#include <arpa/inet.h>
+#include <libpq-fe.h>
+#include <mosquitto.h> /* MOSQ_LOG_* levels only: this thread never calls the broker */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "plugin.h"
+
+#define TS_SQL           "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define REMOTE_FETCH_MAX 1000 /* per notification; beyond that, clients catch up by sync */
+#define MQS_STR2(x)      #x
+#define MQS_STR(x)       MQS_STR2(x)
+
+struct listener {
+	struct mqs_plugin *p;
+	PGconn *conn;
+	struct hmap *seen;    /* gid -> int64_t *: highest seq this broker delivered or fetched */
+	char *own_epochs;     /* text array of this process's origin epochs, hex */
+	struct mqs_item *out; /* results to push, in order */
+	struct mqs_item **out_tail;
+	time_t last_error_log;
+};
+
+static void emit(struct listener *l, struct mqs_item *it)
+{
+	it->next = NULL;
+	*l->out_tail = it;
+	l->out_tail = &it->next;
+}
+
+static void flush_out(struct listener *l)
+{
+	if(l->out == NULL) return;
+	mqs_queue_push(&l->p->to_broker, l->out);
+	l->out = NULL;
+	l->out_tail = &l->out;
+	mqs_wake_poke(&l->p->wake);
+}
+
+static PGresult *query(struct listener *l, const char *sql, int n, const char *const *params, int binary)
+{
+	PGresult *res = PQexecParams(l->conn, sql, n, NULL, params, NULL, NULL, binary);
+	if(PQresultStatus(res) != PGRES_TUPLES_OK) {
+		mqs_bglog(l->p, MOSQ_LOG_WARNING, "state query failed: %s", PQresultErrorMessage(res));
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+static int64_t get_int8(const char *v)
+{
+	uint32_t hi, lo;
+	memcpy(&hi, v, 4);
+	memcpy(&lo, v + 4, 4);
+	return (int64_t)(((uint64_t)ntohl(hi) << 32) | ntohl(lo));
+}
+
+static void set_seen(struct listener *l, const char *gid, int64_t seq)
+{
+	int64_t *v = hmap_gets(l->seen, gid);
+	if(v != NULL) {
+		if(seq > *v) *v = seq;
+		return;
+	}
+	v = malloc(sizeof(*v));
+	if(v == NULL) return;
+	*v = seq;
+	if(!hmap_puts(l->seen, gid, v)) free(v);
+}
+
+/* Adds the tokens in res (binary: user_id, token_hash) to the users in map. */
+static void add_tokens(struct hmap *users, PGresult *res)
+{
+	for(int r = 0; r < PQntuples(res); r++) {
+		char id[MQS_ID_MAX + 1];
+		snprintf(id, sizeof(id), "%.*s", PQgetlength(res, r, 0), PQgetvalue(res, r, 0));
+		struct mqs_user *u = hmap_gets(users, id);
+		if(u == NULL || PQgetlength(res, r, 1) != MQS_TOKEN_HASH_LEN) continue;
+		uint8_t(*t)[MQS_TOKEN_HASH_LEN] = realloc(u->tokens, (size_t)(u->ntokens + 1) * sizeof(*t));
+		if(t == NULL) continue;
+		memcpy(t[u->ntokens], PQgetvalue(res, r, 1), MQS_TOKEN_HASH_LEN);
+		u->tokens = t;
+		u->ntokens++;
+	}
+}
+
+static struct mqs_user *user_new(const char *id, bool admin)
+{
+	struct mqs_user *u = calloc(1, sizeof(*u));
+	if(u == NULL) return NULL;
+	snprintf(u->id, sizeof(u->id), "%s", id);
+	u->admin = admin;
+	return u;
+}
+
+static struct mqs_group *group_new(const char *id, int64_t last_seq)
+{
+	struct mqs_group *g = calloc(1, sizeof(*g));
+	if(g == NULL) return NULL;
+	snprintf(g->id, sizeof(g->id), "%s", id);
+	g->last_seq = last_seq;
+	g->members = hmap_new(NULL);
+	if(g->members == NULL) {
+		free(g);
+		return NULL;
+	}
+	return g;
+}
+
+/* Loads everything in one consistent snapshot. False on any failure (the caller reconnects). */
+static bool load_snapshot(struct listener *l)
+{
+	PGresult *res = NULL;
+	struct mqs_snapshot *s = calloc(1, sizeof(*s));
+
+	if(s == NULL) return false;
+	s->hdr.kind = ITEM_SNAPSHOT;
+	s->users = hmap_new(mqs_user_free);
+	s->groups = hmap_new(mqs_group_free);
+	if(s->users == NULL || s->groups == NULL) goto fail;
+	res = PQexec(l->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	if(PQresultStatus(res) != PGRES_COMMAND_OK) goto fail;
+	PQclear(res);
+
+	if((res = query(l, "SELECT id, is_admin FROM users", 0, NULL, 0)) == NULL) goto fail;
+	for(int r = 0; r < PQntuples(res); r++) {
+		struct mqs_user *u = user_new(PQgetvalue(res, r, 0), PQgetvalue(res, r, 1)[0] == 't');
+		if(u == NULL || !hmap_puts(s->users, u->id, u)) {
+			mqs_user_free(u);
+			goto fail;
+		}
+	}
+	PQclear(res);
+	if((res = query(l, "SELECT user_id, token_hash FROM user_tokens", 0, NULL, 1)) == NULL) goto fail;
+	add_tokens(s->users, res);
+	PQclear(res);
+	if((res = query(l, "SELECT id, last_seq FROM groups", 0, NULL, 0)) == NULL) goto fail;
+	for(int r = 0; r < PQntuples(res); r++) {
+		struct mqs_group *g = group_new(PQgetvalue(res, r, 0), strtoll(PQgetvalue(res, r, 1), NULL, 10));
+		if(g == NULL || !hmap_puts(s->groups, g->id, g)) {
+			mqs_group_free(g);
+			goto fail;
+		}
+		set_seen(l, g->id, g->last_seq);
+	}
+	PQclear(res);
+	if((res = query(l, "SELECT group_id, user_id, role FROM memberships", 0, NULL, 0)) == NULL) goto fail;
+	for(int r = 0; r < PQntuples(res); r++) {
+		struct mqs_group *g = hmap_gets(s->groups, PQgetvalue(res, r, 0));
+		intptr_t role = strcmp(PQgetvalue(res, r, 2), "admin") == 0 ? ROLE_ADMIN : ROLE_MEMBER;
+		if(g != NULL && !hmap_puts(g->members, PQgetvalue(res, r, 1), (void *)role)) goto fail;
+	}
+	PQclear(res);
+	res = PQexec(l->conn, "COMMIT");
+	PQclear(res);
+	emit(l, &s->hdr);
+	return true;
+
+fail:
+	PQclear(res);
+	mqs_item_free(&s->hdr);
+	return false;
+}
+
+static bool reload_user(struct listener *l, const char *id)
+{
+	const char *params[1] = {id};
+	struct mqs_user_change *c = calloc(1, sizeof(*c));
+	PGresult *res;
+
+	if(c == NULL) return false;
+	c->hdr.kind = ITEM_USER;
+	snprintf(c->id, sizeof(c->id), "%s", id);
+	if((res = query(l, "SELECT is_admin FROM users WHERE id = $1", 1, params, 0)) == NULL) goto fail;
+	c->exists = PQntuples(res) == 1;
+	if(c->exists) {
+		c->user = user_new(id, PQgetvalue(res, 0, 0)[0] == 't');
+		if(c->user == NULL) goto fail;
+	}
+	PQclear(res);
+	if(c->exists) {
+		struct hmap *one = hmap_new(NULL);
+		if(one == NULL || !hmap_puts(one, id, c->user)) {
+			hmap_free(one);
+			goto fail_nores;
+		}
+		res = query(l, "SELECT user_id, token_hash FROM user_tokens WHERE user_id = $1", 1, params, 1);
+		if(res != NULL) add_tokens(one, res);
+		hmap_free(one);
+		if(res == NULL) goto fail_nores;
+		PQclear(res);
+	}
+	emit(l, &c->hdr);
+	return true;
+fail:
+	PQclear(res);
+fail_nores:
+	mqs_item_free(&c->hdr);
+	return false;
+}
+
+static bool reload_group(struct listener *l, const char *id)
+{
+	const char *params[1] = {id};
+	PGresult *res = query(l, "SELECT last_seq FROM groups WHERE id = $1", 1, params, 0);
+	if(res == NULL) return false;
+	struct mqs_group_change *c = calloc(1, sizeof(*c));
+	if(c == NULL) {
+		PQclear(res);
+		return false;
+	}
+	c->hdr.kind = ITEM_GROUP;
+	snprintf(c->id, sizeof(c->id), "%s", id);
+	c->exists = PQntuples(res) == 1;
+	if(c->exists) c->last_seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	emit(l, &c->hdr);
+	return true;
+}
+
+static bool reload_member(struct listener *l, const char *gid, const char *uid)
+{
+	const char *params[2] = {gid, uid};
+	PGresult *res = query(l, "SELECT role FROM memberships WHERE group_id = $1 AND user_id = $2", 2, params, 0);
+	if(res == NULL) return false;
+	struct mqs_member_change *c = calloc(1, sizeof(*c));
+	if(c == NULL) {
+		PQclear(res);
+		return false;
+	}
+	c->hdr.kind = ITEM_MEMBER;
+	snprintf(c->group, sizeof(c->group), "%s", gid);
+	snprintf(c->user, sizeof(c->user), "%s", uid);
+	c->exists = PQntuples(res) == 1;
+	c->role = c->exists && strcmp(PQgetvalue(res, 0, 0), "admin") == 0 ? ROLE_ADMIN : ROLE_MEMBER;
+	PQclear(res);
+	emit(l, &c->hdr);
+	return true;
+}
+
+/* A group's last_seq moved: tell the broker thread, and fetch what other brokers committed. */
+static bool on_msg_notify(struct listener *l, const char *gid, int64_t last_seq)
+{
+	struct mqs_lastseq *ls = calloc(1, sizeof(*ls));
+	if(ls == NULL) return false;
+	ls->hdr.kind = ITEM_LASTSEQ;
+	snprintf(ls->group, sizeof(ls->group), "%s", gid);
+	ls->last_seq = last_seq;
+	emit(l, &ls->hdr);
+
+	int64_t *seen = hmap_gets(l->seen, gid);
+	int64_t from = seen ? *seen : 0;
+	if(last_seq <= from) return true;
+	char a[24], b[24];
+	snprintf(a, sizeof(a), "%lld", (long long)from);
+	snprintf(b, sizeof(b), "%lld", (long long)last_seq);
+	const char *params[4] = {gid, a, b, l->own_epochs};
+	PGresult *res = query(l,
+	                      "SELECT id, seq, sender, payload, qos, coalesce(cid, ''), " TS_SQL
+	                      " FROM messages WHERE group_id = $1 AND seq > $2 AND seq <= $3"
+	                      " AND (origin IS NULL OR substring(origin from 1 for 8) <> ALL"
+	                      "      (SELECT decode(e, 'hex') FROM unnest($4::text[]) AS e))"
+	                      " ORDER BY seq LIMIT " MQS_STR(REMOTE_FETCH_MAX),
+	                      4, params, 1);
+	if(res == NULL) return false;
+	for(int r = 0; r < PQntuples(res); r++) {
+		struct mqs_msg *m = calloc(1, sizeof(*m));
+		if(m == NULL) break;
+		m->hdr.kind = ITEM_MSG;
+		m->remote = true;
+		m->status = MSG_STORED;
+		m->id = get_int8(PQgetvalue(res, r, 0));
+		m->seq = get_int8(PQgetvalue(res, r, 1));
+		snprintf(m->group, sizeof(m->group), "%s", gid);
+		snprintf(m->sender, sizeof(m->sender), "%.*s", PQgetlength(res, r, 2), PQgetvalue(res, r, 2));
+		m->payload_len = (uint32_t)PQgetlength(res, r, 3);
+		m->payload = malloc(m->payload_len ? m->payload_len : 1);
+		if(m->payload == NULL) {
+			free(m);
+			break;
+		}
+		memcpy(m->payload, PQgetvalue(res, r, 3), m->payload_len);
+		uint16_t q;
+		memcpy(&q, PQgetvalue(res, r, 4), 2);
+		m->qos = (uint8_t)ntohs(q);
+		snprintf(m->cid, sizeof(m->cid), "%.*s", PQgetlength(res, r, 5), PQgetvalue(res, r, 5));
+		snprintf(m->ts, sizeof(m->ts), "%.*s", PQgetlength(res, r, 6), PQgetvalue(res, r, 6));
+		emit(l, &m->hdr);
+	}
+	PQclear(res);
+	set_seen(l, gid, last_seq);
+	return true;
+}
+
+/* Handles one notification. False if the connection should be reset (a query failed). */
+static bool on_notify(struct listener *l, const PGnotify *n)
+{
+	char a[MQS_ID_MAX + 1], b[MQS_ID_MAX + 1];
+	const char *s = n->extra;
+
+	if(strcmp(n->relname, "mqsync_msg") == 0) {
+		const char *colon = strrchr(s, ':');
+		if(colon == NULL || !mqs_id_valid_n(s, (size_t)(colon - s))) return true;
+		snprintf(a, sizeof(a), "%.*s", (int)(colon - s), s);
+		return on_msg_notify(l, a, strtoll(colon + 1, NULL, 10));
+	}
+	if(strncmp(s, "user:", 5) == 0 && mqs_id_valid(s + 5)) return reload_user(l, s + 5);
+	if(strncmp(s, "group:", 6) == 0 && mqs_id_valid(s + 6)) return reload_group(l, s + 6);
+	if(strncmp(s, "member:", 7) == 0) {
+		const char *g = s + 7, *colon = strchr(g, ':');
+		if(colon == NULL || !mqs_id_valid_n(g, (size_t)(colon - g)) || !mqs_id_valid(colon + 1)) return true;
+		snprintf(a, sizeof(a), "%.*s", (int)(colon - g), g);
+		snprintf(b, sizeof(b), "%s", colon + 1);
+		return reload_member(l, a, b);
+	}
+	return true;
+}
+
+static bool connect_and_load(struct listener *l)
+{
+	char app[96];
+	snprintf(app, sizeof(app), "mqsync-listener:%s", l->p->cfg.node);
+	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+	const char *vals[] = {l->p->cfg.conninfo, "5", app, NULL};
+	l->conn = PQconnectdbParams(keys, vals, 1);
+	if(PQstatus(l->conn) == CONNECTION_OK) {
+		PGresult *res = PQexec(l->conn, "LISTEN mqsync_state; LISTEN mqsync_msg");
+		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		PQclear(res);
+		/* LISTEN first, then load: a change between the two is both in the snapshot and notified. */
+		if(ok && load_snapshot(l)) {
+			flush_out(l);
+			return true;
+		}
+	}
+	time_t now = time(NULL);
+	if(now - l->last_error_log >= 10) {
+		l->last_error_log = now;
+		mqs_bglog(l->p, MOSQ_LOG_WARNING, "cannot load users and groups: %s", PQerrorMessage(l->conn));
+	}
+	PQfinish(l->conn);
+	l->conn = NULL;
+	return false;
+}
+
+/* Sleeps ms milliseconds in short steps; false if the plugin is stopping. */
+static bool nap(struct mqs_plugin *p, long ms)
+{
+	while(ms > 0 && !atomic_load(&p->stopping)) {
+		struct timespec ts = {0, (ms > 100 ? 100 : ms) * 1000000L};
+		nanosleep(&ts, NULL);
+		ms -= 100;
+	}
+	return !atomic_load(&p->stopping);
+}
+
+static void free_int64(void *v)
+{
+	free(v);
+}
+
+void *mqs_listener_main(void *arg)
+{
+	struct mqs_plugin *p = arg;
+	struct listener l = {.p = p};
+	long backoff = 100;
+
+	l.out_tail = &l.out;
+	l.seen = hmap_new(free_int64);
+	/* Text array literal of own epochs: {hex,hex,...}. */
+	l.own_epochs = malloc((size_t)p->own_epoch_count * 17 + 3);
+	if(l.seen == NULL || l.own_epochs == NULL) goto out;
+	char *e = l.own_epochs;
+	*e++ = '{';
+	for(int i = 0; i < p->own_epoch_count; i++) {
+		if(i > 0) *e++ = ',';
+		for(int j = 0; j < 8; j++) e += sprintf(e, "%02x", p->own_epochs[i][j]);
+	}
+	*e++ = '}';
+	*e = '\0';
+
+	while(!atomic_load(&p->stopping)) {
+		if(l.conn == NULL) {
+			if(!connect_and_load(&l)) {
+				if(!nap(p, backoff)) break;
+				backoff = backoff * 2 > p->cfg.reconnect_max_ms ? p->cfg.reconnect_max_ms : backoff * 2;
+				continue;
+			}
+			backoff = 100;
+		}
+		struct pollfd pfd = {PQsocket(l.conn), POLLIN, 0};
+		if(poll(&pfd, 1, 200) < 0) continue;
+		bool ok = PQconsumeInput(l.conn) == 1;
+		PGnotify *n;
+		while(ok && (n = PQnotifies(l.conn)) != NULL) {
+			ok = on_notify(&l, n);
+			PQfreemem(n);
+		}
+		flush_out(&l);
+		if(!ok || PQstatus(l.conn) != CONNECTION_OK) {
+			mqs_bglog(p, MOSQ_LOG_WARNING, "state connection lost: %s", PQerrorMessage(l.conn));
+			PQfinish(l.conn);
+			l.conn = NULL;
+		}
+	}
+out:
+	flush_out(&l);
+	if(l.conn != NULL) PQfinish(l.conn);
+	hmap_free(l.seen);
+	free(l.own_epochs);
+	return NULL;
+}
