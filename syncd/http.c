@@ -23,6 +23,9 @@
 #include "token.h"
 #include "users.h"
 
+/* Per-connection memory for the request line and headers: room for a maximal sync token. */
+#define SYNCD_CONN_MEMORY (160 * 1024)
+
 struct syncd {
 	struct MHD_Daemon *daemon;
 	struct syncd_pool *pool;
@@ -534,6 +537,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return dispatch(sd, req, conn, method, url);
 }
 
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+	(void)cls;
+	(void)conn;
+	return input_unescape(s);
+}
+
 static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                               enum MHD_RequestTerminationCode toe)
 {
@@ -582,7 +592,8 @@ struct syncd *syncd_start(const struct syncd_config *cfg)
 	        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, port,
 	        NULL, NULL, on_request, sd, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE,
 	        (unsigned int)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED, request_completed, sd,
-	        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_END);
+	        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+	        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SYNCD_CONN_MEMORY, MHD_OPTION_END);
 	if(sd->daemon == NULL) {
 		mqs_log(MQS_LOG_ERR, "cannot listen on %s", cfg->listen);
 		goto fail;

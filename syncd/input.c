@@ -30,6 +30,32 @@ bool input_int(const char *s, int64_t min, int64_t max, int64_t *out)
 	return true;
 }
 
+static int hexval(char c)
+{
+	if(c >= '0' && c <= '9') return c - '0';
+	if(c >= 'a' && c <= 'f') return c - 'a' + 10;
+	if(c >= 'A' && c <= 'F') return c - 'A' + 10;
+	return -1;
+}
+
+size_t input_unescape(char *s)
+{
+	char *w = s;
+	for(const char *r = s; *r;) {
+		if(r[0] == '%' && hexval(r[1]) >= 0 && hexval(r[2]) >= 0) {
+			int v = hexval(r[1]) * 16 + hexval(r[2]);
+			if(v != 0) {
+				*w++ = (char)v;
+				r += 3;
+				continue;
+			}
+		}
+		*w++ = *r++;
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
 const char *input_bearer(const char *header, size_t *len)
 {
 	if(header == NULL || strncasecmp(header, "Bearer", 6) != 0 || header[6] != ' ') return NULL;

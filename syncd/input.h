@@ -12,6 +12,11 @@
  * leading '+', at most 19 digits). Returns false for anything else, including NULL and "". */
 bool input_int(const char *s, int64_t min, int64_t max, int64_t *out);
 
+/* Decodes %HH escapes of a URL path or query value in place and returns the new length. "%00"
+ * (and malformed escapes) stay as they are, so a NUL can never cut a path short: "fam%00" is then
+ * simply an invalid id. */
+size_t input_unescape(char *s);
+
 /* Returns the token of an "Authorization: Bearer <token>" header value (scheme case-insensitive,
  * one or more spaces) and its length, or NULL when the header is missing or malformed. The
  * returned pointer points into header. */
