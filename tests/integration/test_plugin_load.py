@@ -13,6 +13,7 @@ class PluginLoadTest(unittest.TestCase):
             self.assertIn("max_payload=1000", m.log())
             self.assertIn("node=mosquitto", m.log())
             self.assertNotIn("user=postgres", m.log(), "conninfo is not logged")
+            self.assertTrue(m.wait_log("mqsync: state loaded: 0 users, 0 groups"), m.log())
 
     def test_bad_options_refuse_start(self):
         cases = [
@@ -25,6 +26,8 @@ class PluginLoadTest(unittest.TestCase):
             ({"conninfo": None}, "plugin_opt_conninfo: required"),
             ({"spool_dir": "relative/dir"}, "plugin_opt_spool_dir"),
             ({"node": "bad node!"}, "plugin_opt_node"),
+            ({"wake_address": "localhost"}, "plugin_opt_wake_address"),
+            ({"spool_max_bytes": "10"}, "plugin_opt_spool_max_bytes"),
         ]
         with harness.Harness("pluginbad") as h:
             h.postgres(migrate=False)

@@ -32,6 +32,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.max_payload, 262144);
 	assert_int_equal(c.receipts_max_members, 1000);
 	assert_false(c.spool_fsync);
+	assert_string_equal(c.wake_address, "127.0.0.1:1883");
 	mqs_config_free(&c);
 }
 
