@@ -1,0 +1,124 @@
+"""scripts/run brings up the whole stack; the walk-through it prints works when run as printed; Ctrl-C
+stops everything it started."""
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def printed_commands(text):
+    """The copy-paste lines of the walk-through, continuation lines joined, in order."""
+    lines, out = text.splitlines(), []
+    i = 0
+    while i < len(lines):
+        line = lines[i].strip()
+        if re.match(r"^(mosquitto_sub|mosquitto_pub|curl) ", line):
+            while line.endswith("\\"):
+                i += 1
+                line = line[:-1].rstrip() + " " + lines[i].strip()
+            out.append(line)
+        i += 1
+    return out
+
+
+class DemoWalkthroughTest(unittest.TestCase):
+    def test_scripts_run_walkthrough(self):
+        parent = tempfile.mkdtemp(prefix="mqsync-demo-")
+        os.chmod(parent, 0o755)  # postgres and mosquitto run as their own users
+        state = os.path.join(parent, "state")
+        ports = {k: str(harness.free_port()) for k in ("PG", "HTTP", "MQTT", "WS")}
+        env = dict(os.environ, MQSYNC_STATE_DIR=state, MQSYNC_PG_PORT=ports["PG"], MQSYNC_HTTP_PORT=ports["HTTP"],
+                   MQSYNC_MQTT_PORT=ports["MQTT"], MQSYNC_WS_PORT=ports["WS"])
+        out_path = os.path.join(parent, "run.out")
+        with open(out_path, "w") as out:
+            run = subprocess.Popen(["bash", os.path.join(ROOT, "scripts", "run")], stdout=out,
+                                   stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        sub = None
+        try:
+            deadline = time.monotonic() + 300
+            text = ""
+            while "Ctrl-C stops everything." not in text:
+                self.assertIsNone(run.poll(), "scripts/run exited:\n" + text)
+                self.assertLess(time.monotonic(), deadline, text)
+                time.sleep(0.2)
+                with open(out_path) as f:
+                    text = f.read()
+            cmds = printed_commands(text)
+            kinds = [c.split()[0] for c in cmds]
+            self.assertEqual(kinds[:3], ["mosquitto_sub", "mosquitto_pub", "mosquitto_pub"], cmds)
+
+            # 1. bob listens live, as printed (stopped by PID below).
+            sub = subprocess.Popen(shlex.split(cmds[0]), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(1)
+            # 2. alice sends two messages while carol is offline.
+            for c in cmds[1:3]:
+                r = subprocess.run(shlex.split(c), capture_output=True, text=True, timeout=20)
+                self.assertEqual(r.returncode, 0, r.stderr)
+            # 3. carol catches up by sync, then acknowledges.
+            curls = [c for c in cmds if c.startswith("curl")]
+            # PUBACK means "spooled"; the commit follows within milliseconds.
+            deadline = time.monotonic() + 3
+            while True:
+                r = subprocess.run(shlex.split(curls[0]), capture_output=True, text=True, timeout=20)
+                page = json.loads(r.stdout)
+                texts = [m["payload"] for m in page["messages"] if m["group"] == "demo"]
+                if len(texts) >= 2 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(texts[-2:], ["hello carol", "are you there?"], page)
+            last = [m for m in page["messages"] if m["group"] == "demo"][-1]
+            r = subprocess.run(shlex.split(curls[1]), capture_output=True, text=True, timeout=20)
+            self.assertEqual(r.returncode, 0)
+            acked = json.loads(r.stdout)
+            self.assertIn({"group": "demo", "delivered_seq": 2}, [{k: c[k] for k in ("group", "delivered_seq")}
+                                                                  for c in acked["cursors"]], acked)
+            self.assertEqual(last["seq"], 2)
+            r = subprocess.run(shlex.split(curls[0]), capture_output=True, text=True, timeout=20)
+            self.assertEqual(json.loads(r.stdout)["messages"], [], "nothing pending after the ack")
+            # 4. alice sees who has what.
+            r = subprocess.run(shlex.split(curls[2]), capture_output=True, text=True, timeout=20)
+            members = {m["user"]: m for m in json.loads(r.stdout)["members"]}
+            self.assertEqual(members["carol"]["delivered_seq"], 2)
+            r = subprocess.run(shlex.split(curls[3]), capture_output=True, text=True, timeout=20)
+            self.assertEqual(json.loads(r.stdout), {"status": "ok"})
+            # bob received both live, stamped.
+            time.sleep(0.5)
+            sub.send_signal(signal.SIGTERM)
+            live, _ = sub.communicate(timeout=10)
+            self.assertRegex(live, r"hello carol\s+id:\d+ seq:1 sender:alice ts:\S+Z")
+            self.assertRegex(live, r"are you there\?\s+id:\d+ seq:2 sender:alice")
+        finally:
+            if sub is not None and sub.poll() is None:
+                sub.kill()
+                sub.wait()
+            with open(os.path.join(state, "pids")) as f:
+                pids = [int(p) for p in f.read().split()]
+            pm = os.path.join(state, "pg", "postmaster.pid")
+            if os.path.exists(pm):
+                with open(pm) as f:
+                    pids.append(int(f.readline()))
+            # Ctrl-C: everything it started stops.
+            run.send_signal(signal.SIGINT)
+            try:
+                run.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(run.pid, signal.SIGKILL)
+                raise
+            deadline = time.monotonic() + 20
+            while any(harness.pid_alive(p) for p in pids) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertEqual([p for p in pids if harness.pid_alive(p)], [], "servers left running")
+            subprocess.run(["rm", "-rf", parent])
+
+
+if __name__ == "__main__":
+    unittest.main()
