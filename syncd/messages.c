@@ -2,7 +2,6 @@
 #include "messages.h"
 
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include "db.h"
 #include "groups.h"
 #include "input.h"
+#include "jsonw.h"
 #include "log.h"
 #include "synctoken.h"
 
@@ -25,53 +25,57 @@
 	"m.id, m.group_id, m.seq, m.sender, "                                                                          \
 	"to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), m.payload, m.cid"
 
-static json_t *text_col(const PGresult *res, int row, int col)
-{
-	return json_stringn(PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
-}
-
-/* The SPEC 5.1 message object of one row of a MSG_COLUMNS query (binary). New reference, or NULL
- * on out of memory. */
-static json_t *msg_json(const PGresult *res, int row)
+/* Writes the SPEC 5.1 message object of one row of a MSG_COLUMNS query (binary results). */
+static void msg_write(struct jsonw *w, const PGresult *res, int row)
 {
 	const char *p = PQgetvalue(res, row, 5);
 	size_t len = (size_t)PQgetlength(res, row, 5);
-	json_t *payload = json_stringn(p, len); /* NULL when p is not valid UTF-8 */
-	const char *encoding = "utf8";
+	bool utf8 = jsonw_utf8_valid(p, len);
 
-	if(payload == NULL) {
-		char *b64 = malloc((len + 2) / 3 * 4 + 1);
-		if(b64 == NULL) return NULL;
-		EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)p, (int)len);
-		payload = json_string(b64);
-		free(b64);
-		encoding = "base64";
+	jsonw_lit(w, "{\"id\":");
+	jsonw_int(w, db_bin_int8(res, row, 0));
+	jsonw_lit(w, ",\"group\":");
+	jsonw_str(w, PQgetvalue(res, row, 1), (size_t)PQgetlength(res, row, 1));
+	jsonw_lit(w, ",\"seq\":");
+	jsonw_int(w, db_bin_int8(res, row, 2));
+	jsonw_lit(w, ",\"sender\":");
+	jsonw_str(w, PQgetvalue(res, row, 3), (size_t)PQgetlength(res, row, 3));
+	jsonw_lit(w, ",\"ts\":");
+	jsonw_str(w, PQgetvalue(res, row, 4), (size_t)PQgetlength(res, row, 4));
+	jsonw_lit(w, ",\"payload\":");
+	if(utf8)
+		jsonw_str(w, p, len);
+	else
+		jsonw_base64(w, (const unsigned char *)p, len);
+	jsonw_lit(w, utf8 ? ",\"encoding\":\"utf8\"" : ",\"encoding\":\"base64\"");
+	if(!PQgetisnull(res, row, 6)) {
+		jsonw_lit(w, ",\"cid\":");
+		jsonw_str(w, PQgetvalue(res, row, 6), (size_t)PQgetlength(res, row, 6));
 	}
-	json_t *o = json_object();
-	if(o == NULL || payload == NULL) {
-		json_decref(o);
-		json_decref(payload);
-		return NULL;
-	}
-	json_object_set_new(o, "id", json_integer(db_bin_int8(res, row, 0)));
-	json_object_set_new(o, "group", text_col(res, row, 1));
-	json_object_set_new(o, "seq", json_integer(db_bin_int8(res, row, 2)));
-	json_object_set_new(o, "sender", text_col(res, row, 3));
-	json_object_set_new(o, "ts", text_col(res, row, 4));
-	json_object_set_new(o, "payload", payload);
-	json_object_set_new(o, "encoding", json_string(encoding));
-	if(!PQgetisnull(res, row, 6)) json_object_set_new(o, "cid", text_col(res, row, 6));
-	return o;
+	jsonw_lit(w, "}");
 }
 
-/* Appends every row of a MSG_COLUMNS result to arr. False on out of memory. */
-static bool append_messages(json_t *arr, const PGresult *res)
+/* Writes every row of a MSG_COLUMNS result, comma-separated. */
+static void msgs_write(struct jsonw *w, const PGresult *res)
 {
 	for(int i = 0; i < PQntuples(res); i++) {
-		json_t *m = msg_json(res, i);
-		if(m == NULL || json_array_append_new(arr, m) != 0) return false;
+		if(i) jsonw_lit(w, ",");
+		msg_write(w, res, i);
 	}
-	return true;
+}
+
+/* Hands a finished JSON text to the reply (200), or answers 503 when it ran out of memory. */
+static unsigned reply_jsonw(struct syncd_reply *reply, struct jsonw *w)
+{
+	if(w->oom) {
+		jsonw_free(w);
+		return syncd_error(reply, 503, "unavailable", "out of memory");
+	}
+	reply->status = 200;
+	reply->text = w->s;
+	reply->content_type = "application/json";
+	w->s = NULL;
+	return 200;
 }
 
 static json_t *cursor_json(const char *gid, int64_t delivered, int64_t read)
@@ -105,7 +109,7 @@ unsigned messages_sync(struct syncd_call *call, struct syncd_reply *reply)
 	struct db_buf ids = {0}, los = {0}, his = {0};
 	struct synctoken_entry *next = NULL;
 	char *next_s = NULL;
-	json_t *out = NULL;
+	struct jsonw w = {0};
 	unsigned rc;
 
 	if(!syncd_query_only(call, sync_args, reply)) return 400;
@@ -186,11 +190,11 @@ unsigned messages_sync(struct syncd_call *call, struct syncd_reply *reply)
 	}
 	if(nranges == 0 && wait > 0 && !call->lp->expired) {
 		/* Nothing pending: hold the request until a message arrives in one of these groups. */
-		struct waiter *w = &call->lp->w;
-		waiter_reset(w);
-		snprintf(w->user, sizeof(w->user), "%s", call->user);
+		struct waiter *wt = &call->lp->w;
+		waiter_reset(wt);
+		snprintf(wt->user, sizeof(wt->user), "%s", call->user);
 		for(int i = 0; i < ng; i++) {
-			if(!waiter_add(w, gs[i].gid, gs[i].last)) {
+			if(!waiter_add(wt, gs[i].gid, gs[i].last)) {
 				rc = syncd_error(reply, 503, "unavailable", "out of memory");
 				goto done;
 			}
@@ -198,11 +202,7 @@ unsigned messages_sync(struct syncd_call *call, struct syncd_reply *reply)
 		rc = SYNCD_SUSPEND;
 		goto done;
 	}
-	out = json_pack("{s:[]}", "messages");
-	if(out == NULL) {
-		rc = syncd_error(reply, 503, "unavailable", "out of memory");
-		goto done;
-	}
+	jsonw_lit(&w, "{\"messages\":[");
 	if(nranges > 0) {
 		db_buf_add(&ids, "}");
 		db_buf_add(&los, "}");
@@ -222,10 +222,7 @@ unsigned messages_sync(struct syncd_call *call, struct syncd_reply *reply)
 			rc = syncd_db_error(reply);
 			goto done;
 		}
-		if(!append_messages(json_object_get(out, "messages"), msgs)) {
-			rc = syncd_error(reply, 503, "unavailable", "out of memory");
-			goto done;
-		}
+		msgs_write(&w, msgs);
 		syncd_count_messages(call, (size_t)PQntuples(msgs));
 		/* Positions move to what was actually returned (committed seqs are a gapless prefix, so
 		 * this is upto unless a group was deleted meanwhile). */
@@ -249,15 +246,16 @@ unsigned messages_sync(struct syncd_call *call, struct syncd_reply *reply)
 	}
 	synctoken_normalize(next, &nn);
 	next_s = synctoken_encode(next, nn);
-	if(next_s == NULL || json_object_set_new(out, "has_more", json_boolean(has_more)) != 0 ||
-	   json_object_set_new(out, "next", json_string(next_s)) != 0) {
+	if(next_s == NULL) {
 		rc = syncd_error(reply, 503, "unavailable", "out of memory");
 		goto done;
 	}
-	rc = syncd_reply_json(reply, 200, out);
-	out = NULL;
+	jsonw_lit(&w, has_more ? "],\"has_more\":true,\"next\":" : "],\"has_more\":false,\"next\":");
+	jsonw_str(&w, next_s, strlen(next_s));
+	jsonw_lit(&w, "}");
+	rc = reply_jsonw(reply, &w);
 done:
-	json_decref(out);
+	jsonw_free(&w);
 	free(next_s);
 	free(next);
 	db_buf_free(&ids);
@@ -631,12 +629,11 @@ unsigned messages_history(struct syncd_call *call, struct syncd_reply *reply)
 		PQclear(res);
 		return syncd_db_error(reply);
 	}
-	json_t *arr = json_array();
-	if(arr != NULL && !append_messages(arr, res)) {
-		json_decref(arr);
-		arr = NULL;
-	}
+	struct jsonw w = {0};
+	jsonw_lit(&w, "{\"messages\":[");
+	msgs_write(&w, res);
+	jsonw_lit(&w, "]}");
 	syncd_count_messages(call, (size_t)PQntuples(res));
 	PQclear(res);
-	return syncd_reply_json(reply, 200, arr ? json_pack("{s:o}", "messages", arr) : NULL);
+	return reply_jsonw(reply, &w);
 }

@@ -1,0 +1,147 @@
+/* jsonw: an append-only JSON text writer for large responses (see jsonw.h). */
+#include "jsonw.h"
+
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Makes room for n more bytes plus the NUL. False (and oom) on failure. */
+static bool reserve(struct jsonw *w, size_t n)
+{
+	if(w->oom) return false;
+	if(w->len + n + 1 <= w->cap) return true;
+	size_t cap = w->cap ? w->cap : 4096;
+	while(cap < w->len + n + 1) cap *= 2;
+	char *s = realloc(w->s, cap);
+	if(s == NULL) {
+		w->oom = true;
+		return false;
+	}
+	w->s = s;
+	w->cap = cap;
+	return true;
+}
+
+void jsonw_raw(struct jsonw *w, const char *s, size_t n)
+{
+	if(!reserve(w, n)) return;
+	memcpy(w->s + w->len, s, n);
+	w->len += n;
+	w->s[w->len] = '\0';
+}
+
+void jsonw_lit(struct jsonw *w, const char *s)
+{
+	jsonw_raw(w, s, strlen(s));
+}
+
+void jsonw_str(struct jsonw *w, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	/* Worst case: every byte becomes \u00XX. */
+	if(!reserve(w, n * 6 + 2)) return;
+	char *o = w->s + w->len;
+	*o++ = '"';
+	for(size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if(c == '"' || c == '\\') {
+			*o++ = '\\';
+			*o++ = (char)c;
+		} else if(c < 0x20) {
+			*o++ = '\\';
+			switch(c) {
+			case '\n':
+				*o++ = 'n';
+				break;
+			case '\r':
+				*o++ = 'r';
+				break;
+			case '\t':
+				*o++ = 't';
+				break;
+			case '\b':
+				*o++ = 'b';
+				break;
+			case '\f':
+				*o++ = 'f';
+				break;
+			default:
+				*o++ = 'u';
+				*o++ = '0';
+				*o++ = '0';
+				*o++ = hex[c >> 4];
+				*o++ = hex[c & 15];
+			}
+		} else {
+			*o++ = (char)c;
+		}
+	}
+	*o++ = '"';
+	*o = '\0';
+	w->len = (size_t)(o - w->s);
+}
+
+void jsonw_int(struct jsonw *w, int64_t v)
+{
+	char buf[24];
+	int n = snprintf(buf, sizeof(buf), "%" PRId64, v);
+	jsonw_raw(w, buf, (size_t)n);
+}
+
+void jsonw_base64(struct jsonw *w, const unsigned char *s, size_t n)
+{
+	size_t b = (n + 2) / 3 * 4;
+	if(!reserve(w, b + 2)) return;
+	w->s[w->len++] = '"';
+	EVP_EncodeBlock((unsigned char *)w->s + w->len, s, (int)n);
+	w->len += b;
+	w->s[w->len++] = '"';
+	w->s[w->len] = '\0';
+}
+
+bool jsonw_utf8_valid(const char *str, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+
+	while(i < n) {
+		unsigned char c = s[i];
+		if(c < 0x80) {
+			i++;
+			continue;
+		}
+		size_t len;
+		uint32_t cp;
+		if(c >= 0xc2 && c <= 0xdf) {
+			len = 2;
+			cp = c & 0x1f;
+		} else if(c >= 0xe0 && c <= 0xef) {
+			len = 3;
+			cp = c & 0x0f;
+		} else if(c >= 0xf0 && c <= 0xf4) {
+			len = 4;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if(n - i < len) return false;
+		for(size_t k = 1; k < len; k++) {
+			if((s[i + k] & 0xc0) != 0x80) return false;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		   (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+void jsonw_free(struct jsonw *w)
+{
+	free(w->s);
+	memset(w, 0, sizeof(*w));
+}
