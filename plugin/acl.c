@@ -20,18 +20,6 @@ static int other_topics(const struct mqs_plugin *p)
 	}
 }
 
-/* The user id of a client, or NULL if it has none we accept. */
-static const char *client_uid(struct mqs_plugin *p, const struct mosquitto *client)
-{
-	struct mqs_client *c = mqs_client_get(p, client);
-	if(c != NULL) return c->user[0] ? c->user : NULL;
-	if(!p->cfg.auth) {
-		const char *u = mosquitto_client_username(client);
-		return mqs_id_valid(u) ? u : NULL;
-	}
-	return NULL;
-}
-
 /* Decision for a concrete governed topic. read covers READ and SUBSCRIBE. */
 static int governed(struct mqs_plugin *p, const struct mqs_topic *t, const char *uid, bool write)
 {
@@ -97,13 +85,13 @@ int mqs_on_acl_check(int event, void *event_data, void *userdata)
 			return other_topics(p);
 		case MQS_FILTER_BAD:
 			if(ev->access == MOSQ_ACL_UNSUBSCRIBE) return MOSQ_ERR_SUCCESS;
-			return refused(p, ev, client_uid(p, ev->client));
+			return refused(p, ev, mqs_client_uid(p, ev->client));
 		case MQS_FILTER_WILDCARD:
 			/* Allowed; each delivery is then checked with READ. */
-			return client_uid(p, ev->client) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+			return mqs_client_uid(p, ev->client) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 		case MQS_FILTER_EXACT: {
 			if(ev->access == MOSQ_ACL_UNSUBSCRIBE) return MOSQ_ERR_SUCCESS;
-			const char *uid = client_uid(p, ev->client);
+			const char *uid = mqs_client_uid(p, ev->client);
 			int rc = governed(p, &t, uid, false);
 			return rc == MOSQ_ERR_SUCCESS ? rc : refused(p, ev, uid);
 		}
@@ -112,7 +100,7 @@ int mqs_on_acl_check(int event, void *event_data, void *userdata)
 	}
 	mqs_topic_parse(ev->topic, &t);
 	if(t.kind == MQS_TOPIC_OTHER) return other_topics(p);
-	const char *uid = client_uid(p, ev->client);
+	const char *uid = mqs_client_uid(p, ev->client);
 	int rc = governed(p, &t, uid, ev->access == MOSQ_ACL_WRITE);
 	/* READ denials are routine filtering of wildcard subscriptions: not logged. */
 	if(rc != MOSQ_ERR_SUCCESS && ev->access == MOSQ_ACL_WRITE) return refused(p, ev, uid);

@@ -14,6 +14,18 @@ struct mqs_client *mqs_client_get(struct mqs_plugin *p, const struct mosquitto *
 	return hmap_get(p->clients, &client, sizeof(client));
 }
 
+const char *mqs_client_uid(struct mqs_plugin *p, const struct mosquitto *client)
+{
+	struct mqs_client *c = mqs_client_get(p, client);
+	if(c != NULL) return c->user[0] ? c->user : NULL;
+	if(!p->cfg.auth) {
+		/* Authenticated elsewhere with a username that was not a valid id when it connected. */
+		const char *u = mosquitto_client_username(client);
+		return mqs_id_valid(u) ? u : NULL;
+	}
+	return NULL;
+}
+
 /* Adds delta to uid's connection count on this node and tells the writer the new count. */
 static void presence_change(struct mqs_plugin *p, const char *uid, int delta)
 {

@@ -26,17 +26,6 @@ static uint64_t now_ms(void)
 	return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
 }
 
-static const char *client_uid(struct mqs_plugin *p, const struct mosquitto *client)
-{
-	struct mqs_client *c = mqs_client_get(p, client);
-	if(c != NULL) return c->user[0] ? c->user : NULL;
-	if(!p->cfg.auth) {
-		const char *u = mosquitto_client_username(client);
-		return mqs_id_valid(u) ? u : NULL;
-	}
-	return NULL;
-}
-
 /* Replaces the event's payload with the sentinel. The broker frees the old payload. */
 static int hold_back(struct mqs_plugin *p, struct mosquitto_evt_message *ev)
 {
@@ -198,9 +187,9 @@ int mqs_on_message(int event, void *event_data, void *userdata)
 	mqs_topic_parse(ev->topic, &t);
 	switch(t.kind) {
 	case MQS_TOPIC_MESSAGES:
-		return on_group_message(p, ev, client_uid(p, ev->client), t.id);
+		return on_group_message(p, ev, mqs_client_uid(p, ev->client), t.id);
 	case MQS_TOPIC_RECEIPTS:
-		return on_receipt(p, ev, client_uid(p, ev->client), t.id);
+		return on_receipt(p, ev, mqs_client_uid(p, ev->client), t.id);
 	default:
 		return MOSQ_ERR_SUCCESS;
 	}

@@ -249,6 +249,9 @@ void mqs_state_apply(struct mqs_plugin *p, struct mqs_item *item);
 int mqs_on_basic_auth(int event, void *event_data, void *userdata);
 int mqs_on_disconnect(int event, void *event_data, void *userdata);
 struct mqs_client *mqs_client_get(struct mqs_plugin *p, const struct mosquitto *client);
+/* The user id a client acts as, or NULL if it has none we accept (the returned string belongs to
+ * the client record or the broker; copy it before the client can disconnect). */
+const char *mqs_client_uid(struct mqs_plugin *p, const struct mosquitto *client);
 /* Disconnects the clients of uid whose token is no longer valid (all of them if the user is gone). */
 void mqs_clients_revalidate(struct mqs_plugin *p, const char *uid);
 void mqs_presence_heartbeat(struct mqs_plugin *p, time_t now);
