@@ -100,12 +100,8 @@ class DemoWalkthroughTest(unittest.TestCase):
             if sub is not None and sub.poll() is None:
                 sub.kill()
                 sub.wait()
-            with open(os.path.join(state, "pids")) as f:
+            with open(os.path.join(state, "pids")) as f:  # includes the postmaster's own PID
                 pids = [int(p) for p in f.read().split()]
-            pm = os.path.join(state, "pg", "postmaster.pid")
-            if os.path.exists(pm):
-                with open(pm) as f:
-                    pids.append(int(f.readline()))
             # Ctrl-C: everything it started stops.
             run.send_signal(signal.SIGINT)
             try:
