@@ -35,7 +35,7 @@ struct syncd {
 	unsigned char admin_hash[MQS_TOKEN_HASH_LEN];
 	long receipts_max_members;
 	pthread_mutex_t lock;
-	int suspended; /* connections held right now (shutdown waits for them to answer) */
+	int in_flight; /* requests begun and not yet completed (shutdown lets them finish) */
 };
 
 enum route_auth {
@@ -453,9 +453,6 @@ static enum MHD_Result dispatch(struct syncd *sd, struct request *req, struct MH
 		switch(waiters_suspend(sd->waiters, &req->lp.w, conn)) {
 		case WAITERS_SUSPENDED:
 			req->suspended = true;
-			pthread_mutex_lock(&sd->lock);
-			sd->suspended++;
-			pthread_mutex_unlock(&sd->lock);
 			return MHD_YES;
 		case WAITERS_STOPPING:
 			req->lp.expired = true;
@@ -481,6 +478,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		clock_gettime(CLOCK_MONOTONIC, &req->started);
 		req->route = ROUTE_COUNT;
 		*con_cls = req;
+		pthread_mutex_lock(&sd->lock);
+		sd->in_flight++;
+		pthread_mutex_unlock(&sd->lock);
 		return MHD_YES;
 	}
 	if(*upload_data_size > 0) {
@@ -507,9 +507,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		/* Resumed by the waiters registry: a notification, the deadline, or shutdown. */
 		struct timespec now;
 		req->suspended = false;
-		pthread_mutex_lock(&sd->lock);
-		sd->suspended--;
-		pthread_mutex_unlock(&sd->lock);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		const struct timespec *d = &req->lp.w.deadline;
 		if(now.tv_sec > d->tv_sec || (now.tv_sec == d->tv_sec && now.tv_nsec >= d->tv_nsec))
@@ -547,12 +544,15 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
 static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                               enum MHD_RequestTerminationCode toe)
 {
+	struct syncd *sd = cls;
 	struct request *req = *con_cls;
 
-	(void)cls;
 	(void)conn;
 	(void)toe;
 	if(req == NULL) return;
+	pthread_mutex_lock(&sd->lock);
+	sd->in_flight--;
+	pthread_mutex_unlock(&sd->lock);
 	free(req->body);
 	free(req->pathbuf);
 	json_decref(req->json);
@@ -613,13 +613,16 @@ fail:
 void syncd_stop(struct syncd *sd)
 {
 	if(sd == NULL) return;
-	/* Held requests must be resumed (and answered) before MHD_stop_daemon. */
+	/* Stop accepting; answer held long-polls (they must not be suspended at MHD_stop_daemon) and
+	 * let every begun request finish sending its response, for up to 3 s. */
+	MHD_socket lsock = MHD_quiesce_daemon(sd->daemon);
+	if(lsock != MHD_INVALID_SOCKET) close(lsock);
 	waiters_stop(sd->waiters);
 	for(int i = 0; i < 300; i++) {
 		pthread_mutex_lock(&sd->lock);
-		int held = sd->suspended;
+		int busy = sd->in_flight;
 		pthread_mutex_unlock(&sd->lock);
-		if(held == 0) break;
+		if(busy == 0) break;
 		usleep(10000);
 	}
 	MHD_stop_daemon(sd->daemon);

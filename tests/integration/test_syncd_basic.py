@@ -17,7 +17,8 @@ class CommandLineTest(unittest.TestCase):
         self.assertRegex(r.stdout, r"^mqsyncd \d+\.\d+\.\d+\n$")
         r = run("--help")
         self.assertEqual(r.returncode, 0)
-        for flag in ("--listen", "--db", "--threads", "--admin-token-file", "migrate", "user add"):
+        for flag in ("--listen", "--db", "--threads", "--admin-token-file", "--receipts-max-members", "migrate",
+                     "user add"):
             self.assertIn(flag, r.stdout)
         r = run("--bogus")
         self.assertEqual(r.returncode, 2)

@@ -119,6 +119,20 @@ class LongPollTest(unittest.TestCase):
             self.assertEqual([m["payload"] for m in w.result[1]["messages"]], ["welcome"])
             db.close()
 
+    def test_shutdown_answers_held_requests(self):
+        with harness.Harness("syncd-lp-stop") as h:
+            h.postgres()
+            tb = h.user_add("bob")
+            sd = h.syncd()
+            waiters = [Waiter(sd, tb, "wait=60") for _ in range(3)]
+            self.assertTrue(wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 3))
+            t0 = time.monotonic()
+            self.assertEqual(sd.proc.stop(), 0)
+            for w in waiters:
+                w.join(10)
+                self.assertEqual((w.result[0], w.result[1]["messages"]), (200, []))
+            self.assertLess(time.monotonic() - t0, 5)
+
     def test_many_held_requests_small_pool(self):
         with harness.Harness("syncd-lp-many") as h:
             pg = h.postgres()

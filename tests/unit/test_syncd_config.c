@@ -34,7 +34,20 @@ static void test_defaults_and_env(void **state)
 	assert_int_equal(cmd, SYNCD_SERVE);
 	assert_string_equal(c.listen, "127.0.0.1:8080");
 	assert_int_equal(c.threads, 7);
+	assert_int_equal(c.receipts_max_members, 1000);
 	assert_null(c.admin_token);
+	syncd_config_free(&c);
+
+	setenv("MQSYNC_RECEIPTS_MAX_MEMBERS", "50", 1);
+	assert_true(parse(&c, &cmd, &arg, err, 0));
+	assert_int_equal(c.receipts_max_members, 50);
+	syncd_config_free(&c);
+	assert_true(parse(&c, &cmd, &arg, err, 2, "--receipts-max-members", "7"));
+	assert_int_equal(c.receipts_max_members, 7);
+	syncd_config_free(&c);
+	unsetenv("MQSYNC_RECEIPTS_MAX_MEMBERS");
+	assert_false(parse(&c, &cmd, &arg, err, 2, "--receipts-max-members", "-1"));
+	assert_non_null(strstr(err, "--receipts-max-members"));
 	syncd_config_free(&c);
 
 	/* Flags win over the environment; --flag=value works too. */
