@@ -521,7 +521,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	req->route = route_find(req, method, url, &exists);
 	if(req->route == ROUTE_COUNT) {
 		if(exists)
-			syncd_error(&reply, 405, "method_not_allowed", "%s is not allowed here", method);
+			syncd_error(&reply, 405, "method_not_allowed", "this method is not allowed on this path");
 		else
 			syncd_error(&reply, 404, "not_found", "no such endpoint");
 		return send_reply(sd, req, conn, &reply);

@@ -2,6 +2,7 @@
 fields, invalid UTF-8, oversized bodies, wrong content types and path traversal. Each gets a clear
 4xx error object, and nothing is written to the database."""
 import http.client
+import socket
 import unittest
 
 import harness
@@ -150,7 +151,13 @@ class GarbageTest(unittest.TestCase):
                 r = conn.getresponse()
                 body = r.read()
                 self.assertIn(r.status, (400, 403, 404, 405), (method, path, r.status, body[:200]))
+        # A method that is not even valid UTF-8 still gets a JSON 4xx (not a 5xx).
         conn.close()
+        with socket.create_connection(("127.0.0.1", self.sd.port), timeout=10) as sock:
+            sock.sendall(b"G\xe9T /groups HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            head = sock.recv(4096)
+        status = int(head.split(b" ")[1])
+        self.assertTrue(400 <= status < 500, head[:200])
 
 
 if __name__ == "__main__":
