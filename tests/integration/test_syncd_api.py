@@ -87,6 +87,25 @@ class ApiTest(unittest.TestCase):
         self.err(405, "method_not_allowed", "DELETE", "/messages/sync")
         self.err(405, "method_not_allowed", "PATCH", "/groups/x")
 
+    def test_every_route_needs_a_token(self):
+        routes = [("GET", "/messages/sync"), ("POST", "/messages/ack"), ("GET", "/messages/1/status"),
+                  ("PUT", "/groups/g/read"), ("GET", "/groups/g/messages"), ("POST", "/groups"), ("GET", "/groups"),
+                  ("GET", "/groups/g"), ("GET", "/groups/g/members"), ("PUT", "/groups/g/members/u"),
+                  ("DELETE", "/groups/g/members/u"), ("GET", "/presence"), ("POST", "/users"),
+                  ("POST", "/users/u/token"), ("DELETE", "/users/u")]
+        for method, path in routes:
+            body = {} if method in ("POST", "PUT") else None
+            s, b, h = self.sd.request(method, path, body=body)
+            self.assertEqual((s, b["error"]["code"], h["WWW-Authenticate"]), (401, "unauthorized", "Bearer"),
+                             (method, path))
+            s, b, _ = self.sd.request("PATCH", path, token=self.tok["alice"])
+            self.assertEqual((s, b["error"]["code"]), (405, "method_not_allowed"), path)
+        for method, path in (("GET", "/messages/sync"), ("POST", "/messages/ack"), ("GET", "/messages/1/status"),
+                             ("PUT", "/groups/g/read"), ("GET", "/groups/g/messages"), ("GET", "/groups"),
+                             ("GET", "/presence")):
+            body = {} if method in ("POST", "PUT") else None
+            self.err(403, "forbidden", method, path, body, "admin")
+
     # -- groups and members -----------------------------------------------------------------
 
     def test_groups_and_members(self):
