@@ -104,14 +104,14 @@ class Broker:
 def verify_db(pg, expected):
     """The group holds exactly `expected` messages, each once, seq 1..expected. Returns batch stats."""
     row = pg.psql("SELECT count(*), count(DISTINCT seq), coalesce(min(seq), 0), coalesce(max(seq), 0),"
-                  " count(DISTINCT origin), (SELECT last_seq FROM groups WHERE id = '%s')"
+                  " count(DISTINCT payload), (SELECT last_seq FROM groups WHERE id = '%s')"
                   " FROM messages WHERE group_id = '%s'" % (GROUP, GROUP)).split("|")
     n, dseq, lo, hi, dorigin, last = (int(x) for x in row)
     ok = n == expected and dseq == expected and dorigin == expected and hi == expected and last == expected and (
         expected == 0 or lo == 1)
     if not ok:
         raise RuntimeError("database check failed: expected %d messages seq 1..%d; found count=%d distinct_seq=%d "
-                           "min=%d max=%d distinct_origin=%d last_seq=%d" % (expected, expected, n, dseq, lo, hi,
+                           "min=%d max=%d distinct_payload=%d last_seq=%d" % (expected, expected, n, dseq, lo, hi,
                                                                              dorigin, last))
 
 

@@ -22,10 +22,11 @@ struct listener {
 	struct mqs_plugin *p;
 	PGconn *conn;
 	struct hmap *seen;    /* gid -> int64_t *: highest seq this broker delivered or fetched */
-	char *own_epochs;     /* text array of this process's origin epochs, hex */
+	char *own_epochs;     /* array literal of this process's origin epochs (int8) */
 	struct mqs_item *out; /* results to push, in order */
 	struct mqs_item **out_tail;
 	time_t last_error_log;
+	bool fetch_ok; /* for fetch_one */
 };
 
 static void emit(struct listener *l, struct mqs_item *it)
@@ -266,8 +267,7 @@ static bool on_msg_notify(struct listener *l, const char *gid, int64_t last_seq)
 	PGresult *res = query(l,
 	                      "SELECT id, seq, sender, payload, qos, coalesce(cid, ''), " TS_SQL
 	                      " FROM messages WHERE group_id = $1 AND seq > $2 AND seq <= $3"
-	                      " AND (origin IS NULL OR substring(origin from 1 for 8) <> ALL"
-	                      "      (SELECT decode(e, 'hex') FROM unnest($4::text[]) AS e))"
+	                      " AND (origin_epoch IS NULL OR origin_epoch <> ALL ($4::int8[]))"
 	                      " ORDER BY seq LIMIT " MQS_STR(REMOTE_FETCH_MAX),
 	                      4, params, 1);
 	if(res == NULL) return false;
@@ -300,18 +300,13 @@ static bool on_msg_notify(struct listener *l, const char *gid, int64_t last_seq)
 	return true;
 }
 
-/* Handles one notification. False if the connection should be reset (a query failed). */
+/* Handles one mqsync_state notification. False if the connection should be reset (a query
+ * failed). */
 static bool on_notify(struct listener *l, const PGnotify *n)
 {
 	char a[MQS_ID_MAX + 1], b[MQS_ID_MAX + 1];
 	const char *s = n->extra;
 
-	if(strcmp(n->relname, "mqsync_msg") == 0) {
-		const char *colon = strrchr(s, ':');
-		if(colon == NULL || !mqs_id_valid_n(s, (size_t)(colon - s))) return true;
-		snprintf(a, sizeof(a), "%.*s", (int)(colon - s), s);
-		return on_msg_notify(l, a, strtoll(colon + 1, NULL, 10));
-	}
 	if(strncmp(s, "user:", 5) == 0 && mqs_id_valid(s + 5)) return reload_user(l, s + 5);
 	if(strncmp(s, "group:", 6) == 0 && mqs_id_valid(s + 6)) return reload_group(l, s + 6);
 	if(strncmp(s, "member:", 7) == 0) {
@@ -324,12 +319,63 @@ static bool on_notify(struct listener *l, const PGnotify *n)
 	return true;
 }
 
+static void free_ptr(void *v)
+{
+	free(v);
+}
+
+static void fetch_one(const void *key, size_t keylen, void *value, void *arg)
+{
+	struct listener *l = arg;
+	char gid[MQS_ID_MAX + 1];
+	(void)keylen;
+	snprintf(gid, sizeof(gid), "%s", (const char *)key);
+	if(l->fetch_ok) l->fetch_ok = on_msg_notify(l, gid, *(int64_t *)value);
+}
+
+/* Takes every pending notification: membership, user and token changes are applied first (they
+ * bound how long a revoked user keeps access); then, per group, only the highest last_seq is
+ * fetched, however many commits were announced. False if a query failed. */
+static bool handle_notifications(struct listener *l)
+{
+	struct hmap *msgs = hmap_new(free_ptr);
+	PGnotify *n;
+	bool ok = msgs != NULL;
+
+	while((n = PQnotifies(l->conn)) != NULL) {
+		const char *colon = strrchr(n->extra, ':');
+		if(strcmp(n->relname, "mqsync_msg") != 0) {
+			if(ok) ok = on_notify(l, n);
+		} else if(ok && colon != NULL && mqs_id_valid_n(n->extra, (size_t)(colon - n->extra))) {
+			int64_t seq = strtoll(colon + 1, NULL, 10);
+			int64_t *v = hmap_get(msgs, n->extra, (size_t)(colon - n->extra));
+			if(v != NULL) {
+				if(seq > *v) *v = seq;
+			} else if((v = malloc(sizeof(*v))) != NULL) {
+				*v = seq;
+				if(!hmap_put(msgs, n->extra, (size_t)(colon - n->extra), v)) free(v);
+			}
+		}
+		PQfreemem(n);
+	}
+	if(ok) {
+		l->fetch_ok = true;
+		hmap_each(msgs, fetch_one, l);
+		ok = l->fetch_ok;
+	}
+	hmap_free(msgs);
+	return ok;
+}
+
 static bool connect_and_load(struct listener *l)
 {
 	char app[96];
 	snprintf(app, sizeof(app), "mqsync-listener:%s", l->p->cfg.node);
-	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-	const char *vals[] = {l->p->cfg.conninfo, "5", app, NULL};
+	/* Keepalives: a silently dead connection must not leave the state stale. */
+	const char *keys[] = {"dbname",           "connect_timeout",  "application_name",
+	                      "keepalives",       "keepalives_idle",  "keepalives_interval",
+	                      "keepalives_count", "tcp_user_timeout", NULL};
+	const char *vals[] = {l->p->cfg.conninfo, "5", app, "1", "5", "2", "3", "10000", NULL};
 	l->conn = PQconnectdbParams(keys, vals, 1);
 	if(PQstatus(l->conn) == CONNECTION_OK) {
 		PGresult *res = PQexec(l->conn, "LISTEN mqsync_state; LISTEN mqsync_msg");
@@ -362,11 +408,6 @@ static bool nap(struct mqs_plugin *p, long ms)
 	return !atomic_load(&p->stopping);
 }
 
-static void free_int64(void *v)
-{
-	free(v);
-}
-
 void *mqs_listener_main(void *arg)
 {
 	struct mqs_plugin *p = arg;
@@ -374,15 +415,16 @@ void *mqs_listener_main(void *arg)
 	long backoff = 100;
 
 	l.out_tail = &l.out;
-	l.seen = hmap_new(free_int64);
-	/* Text array literal of own epochs: {hex,hex,...}. */
-	l.own_epochs = malloc((size_t)p->own_epoch_count * 17 + 3);
+	l.seen = hmap_new(free_ptr);
+	/* Array literal of this process's epochs (as messages.origin_epoch stores them): {e1,e2,...}. */
+	l.own_epochs = malloc((size_t)p->own_epoch_count * 22 + 3);
 	if(l.seen == NULL || l.own_epochs == NULL) goto out;
 	char *e = l.own_epochs;
 	*e++ = '{';
 	for(int i = 0; i < p->own_epoch_count; i++) {
-		if(i > 0) *e++ = ',';
-		for(int j = 0; j < 8; j++) e += sprintf(e, "%02x", p->own_epochs[i][j]);
+		uint64_t v = 0;
+		for(int j = 0; j < 8; j++) v = (v << 8) | p->own_epochs[i][j];
+		e += sprintf(e, "%s%lld", i > 0 ? "," : "", (long long)(int64_t)v);
 	}
 	*e++ = '}';
 	*e = '\0';
@@ -399,11 +441,7 @@ void *mqs_listener_main(void *arg)
 		struct pollfd pfd = {PQsocket(l.conn), POLLIN, 0};
 		if(poll(&pfd, 1, 200) < 0) continue;
 		bool ok = PQconsumeInput(l.conn) == 1;
-		PGnotify *n;
-		while(ok && (n = PQnotifies(l.conn)) != NULL) {
-			ok = on_notify(&l, n);
-			PQfreemem(n);
-		}
+		if(ok) ok = handle_notifications(&l);
 		flush_out(&l);
 		if(!ok || PQstatus(l.conn) != CONNECTION_OK) {
 			mqs_bglog(p, MOSQ_LOG_WARNING, "state connection lost: %s", PQerrorMessage(l.conn));

@@ -23,6 +23,9 @@ static int on_tick(int event, void *event_data, void *userdata)
 
 	(void)event;
 	mqs_wake_tick(&p->wake);
+	/* Every tick re-arms the wake-up, even with nothing to drain: a poke that arrived after the
+	 * previous drain must not leave the flag set with no packet coming. */
+	mqs_wake_clear(&p->wake);
 	if(atomic_load(&p->to_broker.count) > 0) mqs_drain(p);
 	mqs_presence_heartbeat(p, ev->now_s);
 	return MOSQ_ERR_SUCCESS;

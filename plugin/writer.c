@@ -12,7 +12,7 @@
 
 #include "plugin.h"
 
-#define TS_SQL "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define BATCH_BYTES (16u * 1024 * 1024)
 
 struct writer {
 	struct mqs_plugin *p;
@@ -23,16 +23,19 @@ struct writer {
 	int64_t next_connect_ms; /* monotonic; no connection attempt before it */
 	int64_t retry_at_ms;     /* monotonic; after a failed statement, no retry before it */
 	time_t last_error_log;
-	/* pending work, oldest first */
-	struct mqs_msg **msgs;
-	size_t nmsgs, capmsgs;
-	struct hmap *receipts; /* "gid\0uid" -> struct mqs_receipt *, coalesced */
-	struct hmap *presence; /* uid -> struct mqs_presence *, latest count */
+	/* pending messages, oldest first: a chain of items (no allocation, so nothing to fail) */
+	struct mqs_item *msg_head, *msg_tail;
+	size_t nmsgs;
+	struct mqs_msg **batch; /* batch_max slots, reused */
+	struct hmap *receipts;  /* "gid\0uid" -> struct mqs_receipt *, coalesced */
+	struct hmap *presence;  /* uid -> struct mqs_presence *, latest count */
 	bool heartbeat;
 	/* COPY buffer, reused */
 	uint8_t *buf;
 	size_t buflen, bufcap;
 };
+
+static bool prepare_all(struct writer *w);
 
 static void item_free_cb(void *v)
 {
@@ -41,7 +44,7 @@ static void item_free_cb(void *v)
 
 static bool has_pending(const struct writer *w)
 {
-	return w->nmsgs > 0 || hmap_count(w->receipts) > 0 || hmap_count(w->presence) > 0 || w->heartbeat;
+	return w->msg_head != NULL || hmap_count(w->receipts) > 0 || hmap_count(w->presence) > 0 || w->heartbeat;
 }
 
 /* Log at most once per 10 s for repeated failures. */
@@ -62,19 +65,12 @@ static void absorb(struct writer *w, struct mqs_item *it)
 		struct mqs_item *next = it->next;
 		it->next = NULL;
 		if(it->kind == ITEM_MSG) {
-			if(w->nmsgs == w->capmsgs) {
-				size_t cap = w->capmsgs ? w->capmsgs * 2 : 1024;
-				struct mqs_msg **m = realloc(w->msgs, cap * sizeof(*m));
-				if(m == NULL) {
-					/* Out of memory: the message stays in the spool; the next start replays it. */
-					mqs_item_free(it);
-					it = next;
-					continue;
-				}
-				w->msgs = m;
-				w->capmsgs = cap;
-			}
-			w->msgs[w->nmsgs++] = (struct mqs_msg *)it;
+			if(w->msg_tail)
+				w->msg_tail->next = it;
+			else
+				w->msg_head = it;
+			w->msg_tail = it;
+			w->nmsgs++;
 		} else if(it->kind == ITEM_RECEIPT) {
 			struct mqs_receipt *r = (struct mqs_receipt *)it;
 			char key[2 * MQS_ID_MAX + 2];
@@ -146,8 +142,23 @@ static bool ensure_conn(struct writer *w)
 	w->backoff_ms = w->backoff_ms * 2 > w->p->cfg.reconnect_max_ms ? w->p->cfg.reconnect_max_ms : w->backoff_ms * 2;
 	char app[96];
 	snprintf(app, sizeof(app), "mqsync-writer:%s", w->p->cfg.node);
-	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-	const char *vals[] = {w->p->cfg.conninfo, "5", app, NULL};
+	/* Keepalives and a TCP user timeout: a silent network partition is detected in ~10 s instead
+	 * of hanging the writer; statement_timeout bounds a stuck statement. */
+	const char *keys[] = {"dbname",           "connect_timeout",
+	                      "application_name", "keepalives",
+	                      "keepalives_idle",  "keepalives_interval",
+	                      "keepalives_count", "tcp_user_timeout",
+	                      "options",          NULL};
+	const char *vals[] = {w->p->cfg.conninfo,
+	                      "5",
+	                      app,
+	                      "1",
+	                      "5",
+	                      "2",
+	                      "3",
+	                      "10000",
+	                      "-c statement_timeout=30000 -c lock_timeout=10000",
+	                      NULL};
 	w->conn = PQconnectdbParams(keys, vals, 1);
 	if(PQstatus(w->conn) != CONNECTION_OK) {
 		log_error(w, "database unreachable", PQerrorMessage(w->conn));
@@ -156,11 +167,7 @@ static bool ensure_conn(struct writer *w)
 		w->was_down = true;
 		return false;
 	}
-	if(!exec_ok(w,
-	            "CREATE TEMP TABLE mqs_stage (idx int4 NOT NULL, origin bytea NOT NULL, group_id text NOT NULL,"
-	            " sender text NOT NULL, cid text, qos int2 NOT NULL, payload bytea NOT NULL,"
-	            " dup bool NOT NULL DEFAULT false, gone bool NOT NULL DEFAULT false) ON COMMIT DELETE ROWS",
-	            "cannot prepare the staging table")) {
+	if(!prepare_all(w)) {
 		PQfinish(w->conn);
 		w->conn = NULL;
 		return false;
@@ -181,6 +188,51 @@ static bool ensure_conn(struct writer *w)
 }
 
 /* ---- messages ------------------------------------------------------------------------------- */
+
+/* Statements prepared on every new connection (see prepare_all). */
+static const struct {
+	const char *name;
+	const char *sql;
+} prepared[] = {
+        /* Replay dedupe: the highest counter committed per epoch (docs/schema.md, spool_progress). */
+        {"progress", "SELECT epoch, upto FROM spool_progress WHERE epoch = ANY($1::int8[])"},
+        /* Client resend dedupe, only for messages that carry a cid. */
+        {"cids", "SELECT m.sender, m.cid FROM messages m JOIN unnest($1::text[], $2::text[]) AS c(s, k)"
+                 " ON m.sender = c.s AND m.cid = c.k"},
+        /* Row locks in id order: concurrent writers cannot deadlock, and hold them to commit. */
+        {"lock", "SELECT id FROM groups WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE"},
+        {"bump", "UPDATE groups g SET last_seq = g.last_seq + c.n FROM unnest($1::text[], $2::int8[]) AS c(id, n)"
+                 " WHERE g.id = c.id RETURNING g.id, g.last_seq - c.n,"
+                 " to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"},
+        {"ids", "SELECT nextval('messages_id_seq') FROM generate_series(1, $1::int4)"},
+        {"upto", "INSERT INTO spool_progress (epoch, upto, node) SELECT e, u, $3 FROM unnest($1::int8[], $2::int8[])"
+                 " AS t(e, u) ON CONFLICT (epoch) DO UPDATE"
+                 " SET upto = greatest(spool_progress.upto, EXCLUDED.upto), updated_at = now()"},
+};
+
+static bool prepare_all(struct writer *w)
+{
+	for(size_t i = 0; i < sizeof(prepared) / sizeof(prepared[0]); i++) {
+		PGresult *res = PQprepare(w->conn, prepared[i].name, prepared[i].sql, 0, NULL);
+		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		if(!ok) log_error(w, "cannot prepare statements", PQresultErrorMessage(res));
+		PQclear(res);
+		if(!ok) return false;
+	}
+	return true;
+}
+
+/* Runs a prepared statement with text parameters. NULL (logged, rolled back by the caller's
+ * recover) unless it returned tuples or completed. */
+static PGresult *run(struct writer *w, const char *name, int n, const char *const *params)
+{
+	PGresult *res = PQexecPrepared(w->conn, name, n, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+	if(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) return res;
+	log_error(w, "cannot store messages", PQresultErrorMessage(res));
+	PQclear(res);
+	return NULL;
+}
 
 static bool buf_reserve(struct writer *w, size_t more)
 {
@@ -208,6 +260,12 @@ static void put32(struct writer *w, int32_t v)
 	w->buflen += 4;
 }
 
+static void put64(struct writer *w, int64_t v)
+{
+	put32(w, (int32_t)((uint64_t)v >> 32));
+	put32(w, (int32_t)((uint64_t)v & 0xffffffffu));
+}
+
 static void put_field(struct writer *w, const void *data, size_t len)
 {
 	put32(w, (int32_t)len);
@@ -215,7 +273,14 @@ static void put_field(struct writer *w, const void *data, size_t len)
 	w->buflen += len;
 }
 
-/* Encodes ms[0..n) as a binary COPY stream for mqs_stage. */
+static int64_t be64(const uint8_t *b)
+{
+	uint64_t v = 0;
+	for(int i = 0; i < 8; i++) v = (v << 8) | b[i];
+	return (int64_t)v;
+}
+
+/* Encodes the stored messages of ms[0..n) as a binary COPY stream for messages. */
 static bool encode_copy(struct writer *w, struct mqs_msg **ms, size_t n)
 {
 	static const uint8_t header[] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n',
@@ -227,169 +292,40 @@ static bool encode_copy(struct writer *w, struct mqs_msg **ms, size_t n)
 	w->buflen = sizeof(header);
 	for(size_t i = 0; i < n; i++) {
 		struct mqs_msg *m = ms[i];
+		if(m->status != MSG_STORED) continue;
 		size_t gl = strlen(m->group), sl = strlen(m->sender), cl = strlen(m->cid);
-		if(!buf_reserve(w, 2 + 7 * 4 + 4 + MQS_ORIGIN_LEN + gl + sl + cl + 2 + m->payload_len)) return false;
-		put16(w, 7);
-		put32(w, 4);
-		put32(w, (int32_t)i);
-		put_field(w, m->origin, MQS_ORIGIN_LEN);
+		if(!buf_reserve(w, 2 + 8 * 4 + 8 + gl + 8 + sl + m->payload_len + 2 + cl + 8)) return false;
+		put16(w, 8);
+		put32(w, 8);
+		put64(w, m->id);
 		put_field(w, m->group, gl);
+		put32(w, 8);
+		put64(w, m->seq);
 		put_field(w, m->sender, sl);
+		put_field(w, m->payload, m->payload_len);
+		put32(w, 2);
+		put16(w, m->qos);
 		if(cl > 0)
 			put_field(w, m->cid, cl);
 		else
 			put32(w, -1);
-		put32(w, 2);
-		put16(w, m->qos);
-		put_field(w, m->payload, m->payload_len);
+		put32(w, 8);
+		put64(w, be64(m->origin));
 	}
 	if(!buf_reserve(w, 2)) return false;
 	put16(w, -1);
 	return true;
 }
 
-static int cmp_origin(const void *a, const void *b)
-{
-	const struct mqs_msg *x = *(struct mqs_msg *const *)a, *y = *(struct mqs_msg *const *)b;
-	return memcmp(x->origin, y->origin, MQS_ORIGIN_LEN);
-}
-
-static int64_t get_int8(const char *v)
-{
-	uint32_t hi, lo;
-	memcpy(&hi, v, 4);
-	memcpy(&lo, v + 4, 4);
-	return (int64_t)(((uint64_t)ntohl(hi) << 32) | ntohl(lo));
-}
-
-/* Statement order matters: the staged rows are deduplicated, then the groups' rows are locked in id
- * order (so concurrent writers cannot deadlock), then seqs are assigned and the rows inserted. */
-static const char sql_dedupe_lock[] =
-        "UPDATE mqs_stage s SET dup = true WHERE"
-        " EXISTS (SELECT 1 FROM messages m WHERE m.origin = s.origin)"
-        " OR (s.cid IS NOT NULL AND EXISTS (SELECT 1 FROM messages m WHERE m.sender = s.sender AND m.cid = s.cid))"
-        " OR (s.cid IS NOT NULL AND EXISTS (SELECT 1 FROM mqs_stage t"
-        "     WHERE t.sender = s.sender AND t.cid = s.cid AND t.idx < s.idx));"
-        "UPDATE mqs_stage s SET gone = true WHERE NOT dup"
-        " AND NOT EXISTS (SELECT 1 FROM groups g WHERE g.id = s.group_id);"
-        "SELECT g.id FROM groups g WHERE g.id IN (SELECT group_id FROM mqs_stage WHERE NOT dup AND NOT gone)"
-        " ORDER BY g.id FOR UPDATE";
-
-static const char sql_insert[] =
-        "WITH c AS (SELECT group_id, count(*) AS n FROM mqs_stage WHERE NOT dup AND NOT gone GROUP BY group_id),"
-        " u AS (UPDATE groups g SET last_seq = g.last_seq + c.n FROM c WHERE g.id = c.group_id"
-        "       RETURNING g.id, g.last_seq - c.n AS base)"
-        " INSERT INTO messages (group_id, seq, sender, payload, qos, cid, origin)"
-        " SELECT s.group_id, u.base + row_number() OVER (PARTITION BY s.group_id ORDER BY s.idx),"
-        "        s.sender, s.payload, s.qos, s.cid, s.origin"
-        " FROM mqs_stage s JOIN u ON u.id = s.group_id WHERE NOT s.dup AND NOT s.gone"
-        " RETURNING origin, id, seq, " TS_SQL;
-
-/* Stores ms[0..n) in one transaction and sets each status. False if nothing was committed (the
- * messages stay pending). */
-static bool store_batch(struct writer *w, struct mqs_msg **ms, size_t n)
-{
-	PGresult *res = NULL;
-
-	if(!encode_copy(w, ms, n)) return false;
-	if(!exec_ok(w, "BEGIN", "cannot begin")) goto fail;
-	res = PQexec(w->conn,
-	             "COPY mqs_stage (idx, origin, group_id, sender, cid, qos, payload) FROM STDIN (FORMAT binary)");
-	if(PQresultStatus(res) != PGRES_COPY_IN) {
-		log_error(w, "cannot store messages", PQresultErrorMessage(res));
-		goto fail;
-	}
-	PQclear(res);
-	res = NULL;
-	if(PQputCopyData(w->conn, (const char *)w->buf, (int)w->buflen) != 1 || PQputCopyEnd(w->conn, NULL) != 1) {
-		log_error(w, "cannot store messages", PQerrorMessage(w->conn));
-		goto fail;
-	}
-	res = PQgetResult(w->conn);
-	bool copied = PQresultStatus(res) == PGRES_COMMAND_OK;
-	if(!copied) log_error(w, "cannot store messages", PQresultErrorMessage(res));
-	PQclear(res);
-	res = NULL;
-	while((res = PQgetResult(w->conn)) != NULL) PQclear(res);
-	if(!copied) goto fail;
-	if(!exec_ok(w, sql_dedupe_lock, "cannot store messages")) goto fail;
-
-	res = PQexecParams(w->conn, sql_insert, 0, NULL, NULL, NULL, NULL, 1);
-	if(PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_error(w, "cannot store messages", PQresultErrorMessage(res));
-		goto fail;
-	}
-	/* Map returned rows back to messages by origin. */
-	struct mqs_msg **sorted = malloc(n * sizeof(*sorted));
-	if(sorted == NULL) goto fail;
-	memcpy(sorted, ms, n * sizeof(*sorted));
-	qsort(sorted, n, sizeof(*sorted), cmp_origin);
-	for(size_t i = 0; i < n; i++) ms[i]->status = MSG_DUPLICATE; /* unless returned below */
-	int rows = PQntuples(res);
-	for(int r = 0; r < rows; r++) {
-		struct mqs_msg key, *kp = &key;
-		memcpy(key.origin, PQgetvalue(res, r, 0), MQS_ORIGIN_LEN);
-		struct mqs_msg **hit = bsearch(&kp, sorted, n, sizeof(*sorted), cmp_origin);
-		if(hit == NULL) continue;
-		(*hit)->status = MSG_STORED;
-		(*hit)->id = get_int8(PQgetvalue(res, r, 1));
-		(*hit)->seq = get_int8(PQgetvalue(res, r, 2));
-		snprintf((*hit)->ts, sizeof((*hit)->ts), "%.*s", PQgetlength(res, r, 3), PQgetvalue(res, r, 3));
-	}
-	free(sorted);
-	PQclear(res);
-	res = NULL;
-	if((size_t)rows < n) {
-		res = PQexec(w->conn, "SELECT idx FROM mqs_stage WHERE gone");
-		if(PQresultStatus(res) != PGRES_TUPLES_OK) goto fail;
-		for(int r = 0; r < PQntuples(res); r++) {
-			long idx = strtol(PQgetvalue(res, r, 0), NULL, 10);
-			if(idx >= 0 && (size_t)idx < n) ms[idx]->status = MSG_NO_GROUP;
-		}
-		PQclear(res);
-		res = NULL;
-	}
-	if(!exec_ok(w, "COMMIT", "cannot commit messages")) goto fail;
-	return true;
-
-fail:
-	PQclear(res);
-	for(size_t i = 0; i < n; i++) ms[i]->status = MSG_PENDING;
-	recover(w);
-	return false;
-}
-
-/* Stores pending messages batch by batch; committed ones go back to the broker thread. */
-static void flush_msgs(struct writer *w)
-{
-	size_t done = 0, batch = (size_t)w->p->cfg.batch_max;
-
-	while(done < w->nmsgs && w->conn != NULL) {
-		size_t n = w->nmsgs - done < batch ? w->nmsgs - done : batch;
-		if(!store_batch(w, w->msgs + done, n)) break;
-		struct mqs_item *head = NULL, **tail = &head;
-		for(size_t i = 0; i < n; i++) {
-			*tail = &w->msgs[done + i]->hdr;
-			tail = &(*tail)->next;
-		}
-		*tail = NULL;
-		mqs_queue_push(&w->p->to_broker, head);
-		mqs_wake_poke(&w->p->wake);
-		done += n;
-	}
-	memmove(w->msgs, w->msgs + done, (w->nmsgs - done) * sizeof(*w->msgs));
-	w->nmsgs -= done;
-}
-
-/* ---- receipts and presence ------------------------------------------------------------------ */
-
-/* Appends s to a PostgreSQL array literal under construction (ids and numbers need no quoting). */
-static bool arr_add(char **arr, size_t *len, size_t *cap, const char *s)
+/* Appends s to a PostgreSQL array literal under construction. Ids and numbers are appended as
+ * they are; quote=true double-quotes the element and escapes " and \ (for client-chosen cids). */
+static bool arr_add(char **arr, size_t *len, size_t *cap, const char *s, bool quote)
 {
 	size_t n = strlen(s);
-	if(*len + n + 3 > *cap) {
+	size_t need = *len + 2 * n + 5;
+	if(need > *cap) {
 		size_t c = *cap ? *cap * 2 : 256;
-		while(c < *len + n + 3) c *= 2;
+		while(c < need) c *= 2;
 		char *a = realloc(*arr, c);
 		if(a == NULL) return false;
 		*arr = a;
@@ -397,8 +333,12 @@ static bool arr_add(char **arr, size_t *len, size_t *cap, const char *s)
 	}
 	(*arr)[*len] = *len == 0 ? '{' : ',';
 	(*len)++;
-	memcpy(*arr + *len, s, n);
-	*len += n;
+	if(quote) (*arr)[(*len)++] = '"';
+	for(size_t i = 0; i < n; i++) {
+		if(quote && (s[i] == '"' || s[i] == '\\')) (*arr)[(*len)++] = '\\';
+		(*arr)[(*len)++] = s[i];
+	}
+	if(quote) (*arr)[(*len)++] = '"';
 	(*arr)[*len] = '}';
 	(*arr)[*len + 1] = '\0';
 	return true;
@@ -410,23 +350,312 @@ struct arrays {
 	bool ok;
 };
 
-static void receipt_to_arrays(const void *key, size_t keylen, void *value, void *arg)
+static void add(struct arrays *x, int i, const char *s, bool quote)
 {
-	struct arrays *x = arg;
-	struct mqs_receipt *r = value;
-	char d[24], rd[24];
-	(void)key;
-	(void)keylen;
-	snprintf(d, sizeof(d), "%lld", (long long)r->delivered);
-	snprintf(rd, sizeof(rd), "%lld", (long long)r->read);
-	x->ok = x->ok && arr_add(&x->a[0], &x->len[0], &x->cap[0], r->group) &&
-	        arr_add(&x->a[1], &x->len[1], &x->cap[1], r->user) && arr_add(&x->a[2], &x->len[2], &x->cap[2], d) &&
-	        arr_add(&x->a[3], &x->len[3], &x->cap[3], rd);
+	x->ok = x->ok && arr_add(&x->a[i], &x->len[i], &x->cap[i], s, quote);
+}
+
+static void add_int(struct arrays *x, int i, int64_t v)
+{
+	char num[24];
+	snprintf(num, sizeof(num), "%lld", (long long)v);
+	add(x, i, num, false);
 }
 
 static void arrays_free(struct arrays *x)
 {
 	for(int i = 0; i < 4; i++) free(x->a[i]);
+	memset(x, 0, sizeof(*x));
+	x->ok = true;
+}
+
+/* Marks replayed messages whose origin is already committed (counter <= upto of their epoch). */
+static bool dedupe_origins(struct writer *w, struct mqs_msg **ms, size_t n)
+{
+	struct arrays x = {.ok = true};
+	int64_t last = 0;
+	for(size_t i = 0; i < n; i++) {
+		int64_t e = be64(ms[i]->origin);
+		if(i == 0 || e != last) add_int(&x, 0, e); /* runs of one epoch: usually a single element */
+		last = e;
+	}
+	if(!x.ok) {
+		arrays_free(&x);
+		return false;
+	}
+	const char *params[1] = {x.a[0]};
+	PGresult *res = run(w, "progress", 1, params);
+	arrays_free(&x);
+	if(res == NULL) return false;
+	for(int r = 0; r < PQntuples(res); r++) {
+		int64_t e = strtoll(PQgetvalue(res, r, 0), NULL, 10), upto = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+		for(size_t i = 0; i < n; i++) {
+			if(be64(ms[i]->origin) == e && be64(ms[i]->origin + 8) <= upto) ms[i]->status = MSG_DUPLICATE;
+		}
+	}
+	PQclear(res);
+	return true;
+}
+
+/* Marks messages whose (sender, cid) is stored already or repeated earlier in the batch. */
+static bool dedupe_cids(struct writer *w, struct mqs_msg **ms, size_t n)
+{
+	struct arrays x = {.ok = true};
+	struct hmap *seen = hmap_new(NULL);
+	bool any = false, ok = seen != NULL;
+
+	for(size_t i = 0; ok && i < n; i++) {
+		struct mqs_msg *m = ms[i];
+		if(m->status != MSG_PENDING || m->cid[0] == '\0') continue;
+		char key[MQS_ID_MAX + 1 + 65];
+		size_t sl = strlen(m->sender), cl = strlen(m->cid);
+		memcpy(key, m->sender, sl + 1);
+		memcpy(key + sl + 1, m->cid, cl);
+		if(hmap_get(seen, key, sl + 1 + cl) != NULL) {
+			m->status = MSG_DUPLICATE;
+			continue;
+		}
+		ok = hmap_put(seen, key, sl + 1 + cl, m);
+		add(&x, 0, m->sender, false);
+		add(&x, 1, m->cid, true);
+		any = true;
+	}
+	if(ok && any && x.ok) {
+		const char *params[2] = {x.a[0], x.a[1]};
+		PGresult *res = run(w, "cids", 2, params);
+		if(res == NULL) {
+			ok = false;
+		} else {
+			for(int r = 0; r < PQntuples(res); r++) {
+				char key[MQS_ID_MAX + 1 + 65];
+				const char *snd = PQgetvalue(res, r, 0), *cid = PQgetvalue(res, r, 1);
+				size_t sl = strlen(snd), cl = strlen(cid);
+				if(sl > MQS_ID_MAX || cl > 64) continue;
+				memcpy(key, snd, sl + 1);
+				memcpy(key + sl + 1, cid, cl);
+				struct mqs_msg *m = hmap_get(seen, key, sl + 1 + cl);
+				if(m != NULL) m->status = MSG_DUPLICATE;
+			}
+			PQclear(res);
+		}
+	}
+	ok = ok && x.ok;
+	arrays_free(&x);
+	hmap_free(seen);
+	return ok;
+}
+
+struct batch_group {
+	int64_t n;    /* messages to store */
+	int64_t next; /* next seq to hand out */
+	bool exists;
+};
+
+static void free_ptr(void *v)
+{
+	free(v);
+}
+
+/* Locks the batch's groups, reserves their seqs, and numbers the messages in batch order. */
+static bool assign_seqs(struct writer *w, struct mqs_msg **ms, size_t n, size_t *stored)
+{
+	struct hmap *groups = hmap_new(free_ptr);
+	struct arrays x = {.ok = true};
+	PGresult *res = NULL;
+	bool ok = false;
+
+	*stored = 0;
+	if(groups == NULL) return false;
+	for(size_t i = 0; i < n; i++) {
+		if(ms[i]->status != MSG_PENDING) continue;
+		struct batch_group *g = hmap_gets(groups, ms[i]->group);
+		if(g == NULL) {
+			g = calloc(1, sizeof(*g));
+			if(g == NULL || !hmap_puts(groups, ms[i]->group, g)) {
+				free(g);
+				goto out;
+			}
+			add(&x, 0, ms[i]->group, false);
+		}
+		g->n++;
+	}
+	if(!x.ok) goto out;
+	if(x.a[0] == NULL) { /* nothing left to store */
+		ok = true;
+		goto out;
+	}
+	const char *lock_params[1] = {x.a[0]};
+	if((res = run(w, "lock", 1, lock_params)) == NULL) goto out;
+	PQclear(res);
+	/* The same groups, with their counts (groups that vanished simply match no row). */
+	struct arrays y = {.ok = true};
+	for(size_t i = 0; i < n; i++) {
+		struct batch_group *g = ms[i]->status == MSG_PENDING ? hmap_gets(groups, ms[i]->group) : NULL;
+		if(g == NULL || g->next != 0) continue;
+		g->next = -1; /* listed */
+		add(&y, 0, ms[i]->group, false);
+		add_int(&y, 1, g->n);
+	}
+	if(!y.ok) {
+		arrays_free(&y);
+		goto out;
+	}
+	const char *bump_params[2] = {y.a[0], y.a[1]};
+	res = run(w, "bump", 2, bump_params);
+	arrays_free(&y);
+	if(res == NULL) goto out;
+	char ts[32] = "";
+	for(int r = 0; r < PQntuples(res); r++) {
+		struct batch_group *g = hmap_gets(groups, PQgetvalue(res, r, 0));
+		if(g == NULL) continue;
+		g->exists = true;
+		g->next = strtoll(PQgetvalue(res, r, 1), NULL, 10) + 1;
+		snprintf(ts, sizeof(ts), "%s", PQgetvalue(res, r, 2));
+	}
+	PQclear(res);
+	res = NULL;
+	for(size_t i = 0; i < n; i++) {
+		struct mqs_msg *m = ms[i];
+		if(m->status != MSG_PENDING) continue;
+		struct batch_group *g = hmap_gets(groups, m->group);
+		if(g == NULL || !g->exists) {
+			m->status = MSG_NO_GROUP;
+			continue;
+		}
+		m->status = MSG_STORED;
+		m->seq = g->next++;
+		memcpy(m->ts, ts, sizeof(m->ts)); /* created_at defaults to now(): the same instant */
+		(*stored)++;
+	}
+	ok = true;
+out:
+	arrays_free(&x);
+	hmap_free(groups);
+	return ok;
+}
+
+/* Takes ids for the stored messages from the messages identity sequence. */
+static bool assign_ids(struct writer *w, struct mqs_msg **ms, size_t n, size_t stored)
+{
+	char num[24];
+	snprintf(num, sizeof(num), "%zu", stored);
+	const char *params[1] = {num};
+	PGresult *res = run(w, "ids", 1, params);
+	if(res == NULL) return false;
+	int r = 0;
+	for(size_t i = 0; i < n && r < PQntuples(res); i++) {
+		if(ms[i]->status == MSG_STORED) ms[i]->id = strtoll(PQgetvalue(res, r++, 0), NULL, 10);
+	}
+	PQclear(res);
+	return (size_t)r == stored;
+}
+
+static bool copy_rows(struct writer *w, struct mqs_msg **ms, size_t n)
+{
+	PGresult *res;
+
+	if(!encode_copy(w, ms, n)) {
+		log_error(w, "cannot store messages", "out of memory encoding a batch");
+		return false;
+	}
+	res = PQexec(w->conn, "COPY messages (id, group_id, seq, sender, payload, qos, cid, origin_epoch)"
+	                      " FROM STDIN (FORMAT binary)");
+	bool ok = PQresultStatus(res) == PGRES_COPY_IN;
+	if(!ok) log_error(w, "cannot store messages", PQresultErrorMessage(res));
+	PQclear(res);
+	if(!ok) return false;
+	if(PQputCopyData(w->conn, (const char *)w->buf, (int)w->buflen) != 1 || PQputCopyEnd(w->conn, NULL) != 1) {
+		log_error(w, "cannot store messages", PQerrorMessage(w->conn));
+		return false;
+	}
+	while((res = PQgetResult(w->conn)) != NULL) {
+		if(PQresultStatus(res) != PGRES_COMMAND_OK) {
+			log_error(w, "cannot store messages", PQresultErrorMessage(res));
+			ok = false;
+		}
+		PQclear(res);
+	}
+	return ok;
+}
+
+/* Records, per epoch, the highest counter this batch processed (stored, duplicate or dropped). */
+static bool record_progress(struct writer *w, struct mqs_msg **ms, size_t n)
+{
+	struct arrays x = {.ok = true};
+	for(size_t i = 0; i < n; i++) {
+		int64_t e = be64(ms[i]->origin);
+		/* Counters rise through the batch within an epoch: the last of each run is its maximum. */
+		if(i + 1 < n && be64(ms[i + 1]->origin) == e) continue;
+		add_int(&x, 0, e);
+		add_int(&x, 1, be64(ms[i]->origin + 8));
+	}
+	const char *params[3] = {x.a[0], x.a[1], w->p->cfg.node};
+	PGresult *res = x.ok ? run(w, "upto", 3, params) : NULL;
+	arrays_free(&x);
+	PQclear(res);
+	return res != NULL;
+}
+
+/* Stores ms[0..n) in one transaction and sets each status. False if nothing was committed (the
+ * messages stay pending and are retried; a retry after an unknown commit outcome finds them
+ * through spool_progress). */
+static bool store_batch(struct writer *w, struct mqs_msg **ms, size_t n)
+{
+	size_t stored = 0;
+
+	for(size_t i = 0; i < n; i++) ms[i]->status = MSG_PENDING;
+	if(!exec_ok(w, "BEGIN", "cannot begin")) goto fail;
+	if(!dedupe_origins(w, ms, n) || !dedupe_cids(w, ms, n)) goto fail;
+	if(!assign_seqs(w, ms, n, &stored)) goto fail;
+	if(stored > 0 && (!assign_ids(w, ms, n, stored) || !copy_rows(w, ms, n))) goto fail;
+	if(!record_progress(w, ms, n)) goto fail;
+	if(!exec_ok(w, "COMMIT", "cannot commit messages")) goto fail;
+	return true;
+
+fail:
+	for(size_t i = 0; i < n; i++) ms[i]->status = MSG_PENDING;
+	recover(w);
+	return false;
+}
+
+/* Stores pending messages batch by batch, oldest first; committed ones go back to the broker
+ * thread. Stops at the first failure (the rest is retried later, in the same order). */
+static void flush_msgs(struct writer *w)
+{
+	size_t batch = (size_t)w->p->cfg.batch_max;
+
+	while(w->msg_head != NULL && w->conn != NULL) {
+		size_t n = 0, bytes = 0;
+		/* At most batch_max messages and about BATCH_BYTES of payload (at least one message). */
+		for(struct mqs_item *it = w->msg_head; it != NULL && n < batch; it = it->next) {
+			bytes += ((struct mqs_msg *)it)->payload_len;
+			if(n > 0 && bytes > BATCH_BYTES) break;
+			w->batch[n++] = (struct mqs_msg *)it;
+		}
+		if(!store_batch(w, w->batch, n)) break;
+		/* Detach the first n items and hand them to the broker thread in one push. */
+		struct mqs_item *head = w->msg_head, *last = &w->batch[n - 1]->hdr;
+		w->msg_head = last->next;
+		if(w->msg_head == NULL) w->msg_tail = NULL;
+		last->next = NULL;
+		w->nmsgs -= n;
+		mqs_queue_push(&w->p->to_broker, head);
+		mqs_wake_poke(&w->p->wake);
+	}
+}
+
+/* ---- receipts and presence ------------------------------------------------------------------ */
+
+static void receipt_to_arrays(const void *key, size_t keylen, void *value, void *arg)
+{
+	struct arrays *x = arg;
+	struct mqs_receipt *r = value;
+	(void)key;
+	(void)keylen;
+	add(x, 0, r->group, false);
+	add(x, 1, r->user, false);
+	add_int(x, 2, r->delivered);
+	add_int(x, 3, r->read);
 }
 
 /* Applies all coalesced receipts in one statement. Cursors only move forward, read implies
@@ -487,12 +716,10 @@ static void presence_to_arrays(const void *key, size_t keylen, void *value, void
 {
 	struct arrays *x = arg;
 	struct mqs_presence *pr = value;
-	char c[16];
 	(void)key;
 	(void)keylen;
-	snprintf(c, sizeof(c), "%d", pr->connections);
-	x->ok = x->ok && arr_add(&x->a[0], &x->len[0], &x->cap[0], pr->user) &&
-	        arr_add(&x->a[1], &x->len[1], &x->cap[1], c);
+	add(x, 0, pr->user, false);
+	add_int(x, 1, pr->connections);
 }
 
 static void flush_presence(struct writer *w)
@@ -546,7 +773,11 @@ void *mqs_writer_main(void *arg)
 
 	w.receipts = hmap_new(item_free_cb);
 	w.presence = hmap_new(item_free_cb);
-	if(w.receipts == NULL || w.presence == NULL) goto out;
+	w.batch = calloc((size_t)p->cfg.batch_max, sizeof(*w.batch));
+	if(w.receipts == NULL || w.presence == NULL || w.batch == NULL) {
+		mqs_bglog(p, MOSQ_LOG_ERR, "writer: out of memory; messages stay in the spool");
+		goto out;
+	}
 	for(;;) {
 		bool stopping = atomic_load(&p->stopping);
 		if(stopping && stop_deadline == 0) stop_deadline = time(NULL) + 3;
@@ -561,12 +792,15 @@ void *mqs_writer_main(void *arg)
 		absorb(&w, mqs_queue_take(&p->to_writer, timeout, &p->stopping));
 		if(stopping && (!has_pending(&w) || time(NULL) >= stop_deadline)) break;
 		if(!has_pending(&w)) continue;
-		if(!stopping && w.conn != NULL && mono_ms() < w.retry_at_ms) continue;
+		if(w.conn != NULL && mono_ms() < w.retry_at_ms) {
+			if(stopping) break; /* failed while stopping: what is left stays in the spool */
+			continue;
+		}
 		if(!ensure_conn(&w)) {
 			if(stopping) break;
 			continue;
 		}
-		if(w.nmsgs > 0) flush_msgs(&w);
+		if(w.msg_head != NULL) flush_msgs(&w);
 		if(w.conn != NULL && hmap_count(w.receipts) > 0) flush_receipts(&w);
 		if(w.conn != NULL) flush_presence(&w);
 	}
@@ -575,8 +809,12 @@ out:
 		mqs_bglog(p, MOSQ_LOG_WARNING, "stopping with %zu messages not yet stored: they stay in the spool",
 		          w.nmsgs);
 	}
-	for(size_t i = 0; i < w.nmsgs; i++) mqs_item_free(&w.msgs[i]->hdr);
-	free(w.msgs);
+	while(w.msg_head != NULL) {
+		struct mqs_item *next = w.msg_head->next;
+		mqs_item_free(w.msg_head);
+		w.msg_head = next;
+	}
+	free(w.batch);
 	hmap_free(w.receipts);
 	hmap_free(w.presence);
 	free(w.buf);

@@ -31,7 +31,7 @@ class MigrateTest(unittest.TestCase):
             self.assertIn("(0 migrations applied)", r.stderr)
             tables = pg.psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables "
                              "WHERE schemaname = 'public'")
-            self.assertEqual(tables, "groups,memberships,messages,presence,schema_migrations,user_tokens,users")
+            self.assertEqual(tables, "groups,memberships,messages,presence,schema_migrations,spool_progress,user_tokens,users")
 
     def test_schema_constraints(self):
         with harness.Harness("schema") as h:
