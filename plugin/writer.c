@@ -120,8 +120,8 @@ static void recover(struct writer *w)
 {
 	if(w->conn == NULL) return;
 	w->retry_at_ms = mono_ms() + 200;
-	if(PQstatus(w->conn) != CONNECTION_OK) {
-		PQfinish(w->conn);
+	if(PQstatus(w->conn) != CONNECTION_OK || PQpipelineStatus(w->conn) != PQ_PIPELINE_OFF) {
+		PQfinish(w->conn); /* broken, or stuck mid-pipeline: start over on a new connection */
 		w->conn = NULL;
 		return;
 	}
@@ -596,6 +596,201 @@ static bool record_progress(struct writer *w, struct mqs_msg **ms, size_t n)
 	return res != NULL;
 }
 
+/* ---- the pipelined fast path -------------------------------------------------------------- */
+
+/* Reads one pipelined query's result and the NULL that ends it. NULL if the query failed or was
+ * skipped after an earlier failure in the pipeline. */
+static PGresult *pipe_result(struct writer *w, ExecStatusType want)
+{
+	PGresult *res = PQgetResult(w->conn);
+	PGresult *end = res ? PQgetResult(w->conn) : NULL;
+	PQclear(end);
+	if(res != NULL && PQresultStatus(res) == want) return res;
+	if(res != NULL && PQresultStatus(res) != PGRES_PIPELINE_ABORTED) {
+		log_error(w, "cannot store messages", PQresultErrorMessage(res));
+	}
+	PQclear(res);
+	return NULL;
+}
+
+/* Consumes what is left up to the pipeline's sync point and leaves pipeline mode. */
+static bool pipe_finish(struct writer *w)
+{
+	for(int guard = 0; guard < 64; guard++) {
+		PGresult *res = PQgetResult(w->conn);
+		if(res == NULL) {
+			if(PQstatus(w->conn) != CONNECTION_OK) return false;
+			continue;
+		}
+		bool sync = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+		PQclear(res);
+		if(sync) return PQexitPipelineMode(w->conn) == 1;
+	}
+	return false;
+}
+
+static bool send_prepared(struct writer *w, const char *name, int n, const char *const *params)
+{
+	return PQsendQueryPrepared(w->conn, name, n, params, NULL, NULL, 0) == 1;
+}
+
+/* One round trip for BEGIN, the replay and resend checks, the group locks, the seq reservation and
+ * the ids, assuming (as is almost always true) that no message is a duplicate. Returns 1 when the
+ * batch is ready to COPY (statuses, seqs, ids, ts set), -1 when a duplicate turned up (the
+ * transaction is rolled back, duplicates are marked: use the sequential path), 0 on failure. */
+static int reserve_pipelined(struct writer *w, struct mqs_msg **ms, size_t n, size_t *stored)
+{
+	struct arrays ep = {.ok = true}, cid = {.ok = true}, grp = {.ok = true};
+	struct hmap *groups = hmap_new(free_ptr), *seen = hmap_new(NULL);
+	char count[24];
+	int rc = 0, dups = 0;
+	bool piped = false;
+	size_t candidates = 0;
+
+	*stored = 0;
+	if(groups == NULL || seen == NULL) goto out;
+	for(size_t i = 0; i < n; i++) {
+		struct mqs_msg *m = ms[i];
+		int64_t e = be64(m->origin);
+		if(i == 0 || be64(ms[i - 1]->origin) != e) add_int(&ep, 0, e);
+		if(m->cid[0] != '\0') {
+			char key[MQS_ID_MAX + 1 + 65];
+			size_t sl = strlen(m->sender), cl = strlen(m->cid);
+			memcpy(key, m->sender, sl + 1);
+			memcpy(key + sl + 1, m->cid, cl);
+			if(hmap_get(seen, key, sl + 1 + cl) != NULL) {
+				m->status = MSG_DUPLICATE; /* repeated within the batch */
+				continue;
+			}
+			if(!hmap_put(seen, key, sl + 1 + cl, m)) goto out;
+			add(&cid, 0, m->sender, false);
+			add(&cid, 1, m->cid, true);
+		}
+		struct batch_group *g = hmap_gets(groups, m->group);
+		if(g == NULL) {
+			if((g = calloc(1, sizeof(*g))) == NULL || !hmap_puts(groups, m->group, g)) {
+				free(g);
+				goto out;
+			}
+		}
+		g->n++;
+		candidates++;
+	}
+	for(size_t i = 0; i < n; i++) { /* groups with their counts, in first-seen order */
+		struct batch_group *g = ms[i]->status == MSG_PENDING ? hmap_gets(groups, ms[i]->group) : NULL;
+		if(g == NULL || g->next != 0) continue;
+		g->next = -1;
+		add(&grp, 0, ms[i]->group, false);
+		add_int(&grp, 1, g->n);
+	}
+	if(!ep.ok || !cid.ok || !grp.ok || candidates == 0) goto out; /* out of memory (n >= 1 always) */
+	snprintf(count, sizeof(count), "%zu", candidates);
+
+	const char *p_ep[1] = {ep.a[0]}, *p_cid[2] = {cid.a[0], cid.a[1]}, *p_lock[1] = {grp.a[0]};
+	const char *p_bump[2] = {grp.a[0], grp.a[1]}, *p_ids[1] = {count};
+	if(PQenterPipelineMode(w->conn) != 1) goto out;
+	piped = true;
+	if(PQsendQueryParams(w->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
+	   !send_prepared(w, "progress", 1, p_ep) || (cid.a[0] != NULL && !send_prepared(w, "cids", 2, p_cid)) ||
+	   !send_prepared(w, "lock", 1, p_lock) || !send_prepared(w, "bump", 2, p_bump) ||
+	   !send_prepared(w, "ids", 1, p_ids) || PQpipelineSync(w->conn) != 1) {
+		log_error(w, "cannot store messages", PQerrorMessage(w->conn));
+		goto out;
+	}
+	PGresult *r_begin = pipe_result(w, PGRES_COMMAND_OK);
+	PGresult *r_prog = pipe_result(w, PGRES_TUPLES_OK);
+	PGresult *r_cid = cid.a[0] != NULL ? pipe_result(w, PGRES_TUPLES_OK) : NULL;
+	PGresult *r_lock = pipe_result(w, PGRES_TUPLES_OK);
+	PGresult *r_bump = pipe_result(w, PGRES_TUPLES_OK);
+	PGresult *r_ids = pipe_result(w, PGRES_TUPLES_OK);
+	bool all = r_begin && r_prog && (cid.a[0] == NULL || r_cid) && r_lock && r_bump && r_ids;
+	if(all) {
+		for(int r = 0; r < PQntuples(r_prog); r++) {
+			int64_t e = strtoll(PQgetvalue(r_prog, r, 0), NULL, 10),
+			        upto = strtoll(PQgetvalue(r_prog, r, 1), NULL, 10);
+			for(size_t i = 0; i < n; i++) {
+				if(be64(ms[i]->origin) == e && be64(ms[i]->origin + 8) <= upto) dups++;
+			}
+		}
+		if(r_cid != NULL) dups += PQntuples(r_cid);
+	}
+	if(all && dups == 0) {
+		char ts[32] = "";
+		for(int r = 0; r < PQntuples(r_bump); r++) {
+			struct batch_group *g = hmap_gets(groups, PQgetvalue(r_bump, r, 0));
+			if(g == NULL) continue;
+			g->exists = true;
+			g->next = strtoll(PQgetvalue(r_bump, r, 1), NULL, 10) + 1;
+			snprintf(ts, sizeof(ts), "%s", PQgetvalue(r_bump, r, 2));
+		}
+		int id = 0;
+		for(size_t i = 0; i < n; i++) {
+			struct mqs_msg *m = ms[i];
+			if(m->status != MSG_PENDING) continue;
+			struct batch_group *g = hmap_gets(groups, m->group);
+			if(g == NULL || !g->exists) {
+				m->status = MSG_NO_GROUP;
+				continue;
+			}
+			m->status = MSG_STORED;
+			m->seq = g->next++;
+			m->id = strtoll(PQgetvalue(r_ids, id++, 0), NULL, 10); /* unused ids just leave gaps */
+			memcpy(m->ts, ts, sizeof(m->ts));
+			(*stored)++;
+		}
+	}
+	PQclear(r_begin);
+	PQclear(r_prog);
+	PQclear(r_cid);
+	PQclear(r_lock);
+	PQclear(r_bump);
+	PQclear(r_ids);
+	piped = false;
+	if(!pipe_finish(w) || !all) goto out;
+	if(dups > 0) {
+		/* Rare (a replay, a resend): undo the optimistic reservation; the caller recomputes. */
+		for(size_t i = 0; i < n; i++) ms[i]->status = MSG_PENDING;
+		rc = exec_ok(w, "ROLLBACK", "cannot roll back") ? -1 : 0;
+		goto out;
+	}
+	rc = 1;
+out:
+	if(piped) pipe_finish(w);
+	arrays_free(&ep);
+	arrays_free(&cid);
+	arrays_free(&grp);
+	hmap_free(groups);
+	hmap_free(seen);
+	return rc;
+}
+
+/* upto and COMMIT in one round trip. */
+static bool finish_pipelined(struct writer *w, struct mqs_msg **ms, size_t n)
+{
+	struct arrays x = {.ok = true};
+	for(size_t i = 0; i < n; i++) {
+		int64_t e = be64(ms[i]->origin);
+		if(i + 1 < n && be64(ms[i + 1]->origin) == e) continue;
+		add_int(&x, 0, e);
+		add_int(&x, 1, be64(ms[i]->origin + 8));
+	}
+	const char *params[3] = {x.a[0], x.a[1], w->p->cfg.node};
+	bool ok = x.ok && PQenterPipelineMode(w->conn) == 1;
+	if(ok) {
+		ok = send_prepared(w, "upto", 3, params) &&
+		     PQsendQueryParams(w->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
+		     PQpipelineSync(w->conn) == 1;
+		PGresult *r1 = ok ? pipe_result(w, PGRES_COMMAND_OK) : NULL;
+		PGresult *r2 = ok ? pipe_result(w, PGRES_COMMAND_OK) : NULL;
+		ok = ok && r1 != NULL && r2 != NULL;
+		PQclear(r1);
+		PQclear(r2);
+		ok = pipe_finish(w) && ok;
+	}
+	arrays_free(&x);
+	return ok;
+}
+
 /* Stores ms[0..n) in one transaction and sets each status. False if nothing was committed (the
  * messages stay pending and are retried; a retry after an unknown commit outcome finds them
  * through spool_progress). */
@@ -603,6 +798,15 @@ static bool store_batch(struct writer *w, struct mqs_msg **ms, size_t n)
 {
 	size_t stored = 0;
 
+	for(size_t i = 0; i < n; i++) ms[i]->status = MSG_PENDING;
+	int fast = reserve_pipelined(w, ms, n, &stored);
+	if(fast == 0) goto fail;
+	if(fast == 1) {
+		if(stored > 0 && !copy_rows(w, ms, n)) goto fail;
+		if(!finish_pipelined(w, ms, n)) goto fail;
+		return true;
+	}
+	/* Sequential path, when the batch holds a replayed or resent message (or nothing new). */
 	for(size_t i = 0; i < n; i++) ms[i]->status = MSG_PENDING;
 	if(!exec_ok(w, "BEGIN", "cannot begin")) goto fail;
 	if(!dedupe_origins(w, ms, n) || !dedupe_cids(w, ms, n)) goto fail;
