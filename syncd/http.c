@@ -26,18 +26,6 @@
 /* Per-connection memory for the request line and headers: room for a maximal sync token. */
 #define SYNCD_CONN_MEMORY (160 * 1024)
 
-struct syncd {
-	struct MHD_Daemon *daemon;
-	struct syncd_pool *pool;
-	struct syncd_metrics *metrics;
-	struct waiters *waiters;
-	bool has_admin;
-	unsigned char admin_hash[MQS_TOKEN_HASH_LEN];
-	long receipts_max_members;
-	pthread_mutex_t lock;
-	int in_flight; /* requests begun and not yet completed (shutdown lets them finish) */
-};
-
 enum route_auth {
 	R_PUBLIC, /* no token */
 	R_USER,   /* a user token; the admin token gets 403 */
@@ -78,27 +66,19 @@ static const struct route routes[] = {
 };
 #define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))
 
-/* Route labels for /metrics: "GET /groups/{gid}" ... */
-static const char *const route_labels[] = {
-        "GET /healthz",
-        "GET /metrics",
-        "GET /messages/sync",
-        "POST /messages/ack",
-        "GET /messages/{id}/status",
-        "PUT /groups/{gid}/read",
-        "GET /groups/{gid}/messages",
-        "POST /groups",
-        "GET /groups",
-        "GET /groups/{gid}",
-        "GET /groups/{gid}/members",
-        "PUT /groups/{gid}/members/{uid}",
-        "DELETE /groups/{gid}/members/{uid}",
-        "GET /presence",
-        "POST /users",
-        "POST /users/{uid}/token",
-        "DELETE /users/{uid}",
+struct syncd {
+	struct MHD_Daemon *daemon;
+	struct syncd_pool *pool;
+	struct syncd_metrics *metrics;
+	struct waiters *waiters;
+	bool has_admin;
+	unsigned char admin_hash[MQS_TOKEN_HASH_LEN];
+	long receipts_max_members;
+	char labels[ROUTE_COUNT][64]; /* "GET /groups/{gid}": route labels for /metrics */
+	const char *label_ptrs[ROUTE_COUNT];
+	pthread_mutex_t lock;
+	int in_flight; /* requests begun and not yet completed (shutdown lets them finish) */
 };
-_Static_assert(sizeof(route_labels) / sizeof(route_labels[0]) == ROUTE_COUNT, "one label per route");
 
 /* Per-request state, allocated on the first call and freed in request_completed. */
 struct request {
@@ -584,7 +564,11 @@ struct syncd *syncd_start(const struct syncd_config *cfg)
 		if(!mqs_token_hash(cfg->admin_token, strlen(cfg->admin_token), sd->admin_hash)) goto fail;
 		sd->has_admin = true;
 	}
-	sd->metrics = metrics_new(route_labels, ROUTE_COUNT);
+	for(size_t i = 0; i < ROUTE_COUNT; i++) {
+		snprintf(sd->labels[i], sizeof(sd->labels[i]), "%s %s", routes[i].method, routes[i].pattern);
+		sd->label_ptrs[i] = sd->labels[i];
+	}
+	sd->metrics = metrics_new(sd->label_ptrs, ROUTE_COUNT);
 	sd->pool = syncd_pool_new(cfg->db, (int)cfg->threads);
 	sd->waiters = waiters_start(cfg->db);
 	if(sd->metrics == NULL || sd->pool == NULL || sd->waiters == NULL) goto fail;
