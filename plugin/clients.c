@@ -54,29 +54,41 @@ void mqs_presence_heartbeat(struct mqs_plugin *p, time_t now)
 	mqs_queue_push(&p->to_writer, hb);
 }
 
-/* Records client as uid (or as the wake connection). Re-authentication of a known pointer (SIGHUP)
- * updates the record without counting a second connection. */
+/* Records client as uid (or as the wake connection) and counts it as connected. During the SIGHUP
+ * re-authentication pass the record is updated but its online state and presence are left alone:
+ * that pass also visits sessions whose clients are away. A pointer may be one Mosquitto freed and
+ * reused for a new client: the record is simply overwritten. */
 static int remember(struct mqs_plugin *p, struct mosquitto *client, const char *uid, const uint8_t *token_hash,
                     bool wake)
 {
 	struct mqs_client *c = mqs_client_get(p, client);
-	bool fresh = c == NULL;
 
-	if(fresh) {
+	if(c == NULL) {
 		c = calloc(1, sizeof(*c));
 		if(c == NULL || !hmap_put(p->clients, &client, sizeof(client), c)) {
 			free(c);
 			return MOSQ_ERR_NOMEM;
 		}
-	} else if(!c->wake && strcmp(c->user, uid ? uid : "") != 0) {
-		presence_change(p, c->user, -1);
-		fresh = true;
 	}
+	bool was_online = c->online && !c->wake;
+	bool same_user = strcmp(c->user, uid ? uid : "") == 0;
+	bool online = p->reauth_pass ? c->online : true;
+	if(was_online && (!same_user || !online)) presence_change(p, c->user, -1);
 	snprintf(c->user, sizeof(c->user), "%s", uid ? uid : "");
 	c->wake = wake;
+	c->online = online;
 	c->has_token = token_hash != NULL;
 	if(token_hash) memcpy(c->token_hash, token_hash, MQS_TOKEN_HASH_LEN);
-	if(fresh && !wake && uid != NULL) presence_change(p, uid, +1);
+	if(online && !wake && uid != NULL && (!was_online || !same_user)) presence_change(p, uid, +1);
+	return MOSQ_ERR_SUCCESS;
+}
+
+int mqs_on_reload(int event, void *event_data, void *userdata)
+{
+	struct mqs_plugin *p = userdata;
+	(void)event;
+	(void)event_data;
+	p->reauth_pass = true; /* cleared at the next TICK, after the re-authentication pass */
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -108,8 +120,12 @@ int mqs_on_basic_auth(int event, void *event_data, void *userdata)
 	}
 	if(mqs_wake_is_credential(&p->wake, uid, ev->password)) return remember(p, ev->client, NULL, NULL, true);
 	if(!p->cfg.auth) {
-		/* Another mechanism authenticates; the username is the user id. */
-		if(mqs_id_valid(uid)) remember(p, ev->client, uid, NULL, false);
+		/* Another mechanism authenticates; the username is the user id. A client without a valid
+		 * one must not inherit a stale record of a freed pointer. */
+		if(mqs_id_valid(uid))
+			remember(p, ev->client, uid, NULL, false);
+		else
+			hmap_del(p->clients, &ev->client, sizeof(ev->client));
 		return MOSQ_ERR_PLUGIN_DEFER;
 	}
 	if(!p->state_loaded) {
@@ -132,12 +148,20 @@ int mqs_on_disconnect(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_disconnect *ev = event_data;
 	struct mqs_plugin *p = userdata;
-	struct mqs_client *c = hmap_take(p->clients, &ev->client, sizeof(ev->client));
+	struct mqs_client *c = mqs_client_get(p, ev->client);
 
 	(void)event;
 	if(c == NULL) return MOSQ_ERR_SUCCESS;
-	if(!c->wake && c->user[0] != '\0') presence_change(p, c->user, -1);
-	free(c);
+	if(c->online) {
+		if(!c->wake && c->user[0] != '\0') presence_change(p, c->user, -1);
+		c->online = false;
+		/* A persistent session outlives its connection: keep the record, so messages keep being
+		 * queued for it (READ checks need its user). Mosquitto sends a second DISCONNECT for this
+		 * pointer when the session is resumed or taken over. */
+		if(!c->wake && c->user[0] != '\0' && !mosquitto_client_clean_session(ev->client))
+			return MOSQ_ERR_SUCCESS;
+	}
+	hmap_del(p->clients, &ev->client, sizeof(ev->client));
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -156,7 +180,7 @@ static void check_client(const void *key, size_t keylen, void *value, void *arg)
 	struct mosquitto *client;
 
 	(void)keylen;
-	if(c->wake || strcmp(c->user, r->uid) != 0) return;
+	if(c->wake || !c->online || strcmp(c->user, r->uid) != 0) return;
 	if(r->user != NULL && (!c->has_token || token_matches(r->user, c->token_hash))) return;
 	if(!r->p->cfg.auth && r->user == NULL) return; /* not ours to judge */
 	memcpy(&client, key, sizeof(client));

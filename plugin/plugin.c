@@ -22,6 +22,7 @@ static int on_tick(int event, void *event_data, void *userdata)
 	struct mqs_plugin *p = userdata;
 
 	(void)event;
+	p->reauth_pass = false;
 	mqs_wake_tick(&p->wake);
 	/* Every tick re-arms the wake-up, even with nothing to drain: a poke that arrived after the
 	 * previous drain must not leave the flag set with no packet coming. */
@@ -38,7 +39,7 @@ static const struct {
 } callbacks[] = {
         {MOSQ_EVT_BASIC_AUTH, mqs_on_basic_auth, "basic_auth"}, {MOSQ_EVT_ACL_CHECK, mqs_on_acl_check, "acl_check"},
         {MOSQ_EVT_MESSAGE, mqs_on_message, "message"},          {MOSQ_EVT_TICK, on_tick, "tick"},
-        {MOSQ_EVT_DISCONNECT, mqs_on_disconnect, "disconnect"},
+        {MOSQ_EVT_DISCONNECT, mqs_on_disconnect, "disconnect"}, {MOSQ_EVT_RELOAD, mqs_on_reload, "reload"},
 };
 #define CALLBACK_COUNT (sizeof(callbacks) / sizeof(callbacks[0]))
 

@@ -200,6 +200,7 @@ struct mqs_client {
 	uint8_t token_hash[MQS_TOKEN_HASH_LEN];
 	bool has_token; /* authenticated by us with a token (auth true) */
 	bool wake;      /* our own wake connection */
+	bool online;    /* false: a persistent session kept while its client is away */
 };
 
 struct mqs_plugin {
@@ -213,6 +214,8 @@ struct mqs_plugin {
 	struct hmap *clients; /* struct mosquitto * (pointer bytes) -> struct mqs_client * */
 	struct hmap *conns;   /* uid -> (void *)(intptr_t) live connection count on this node */
 	bool state_loaded;
+	bool reauth_pass;     /* between MOSQ_EVT_RELOAD and the next TICK: SIGHUP re-authenticates every
+	                         session, connected or not, through BASIC_AUTH */
 	uint8_t epoch[8];     /* random per process start: first half of every origin */
 	uint64_t next_origin; /* second half */
 	char sentinel[48];    /* payload of held-back originals; unique to this process */
@@ -248,6 +251,7 @@ void mqs_state_apply(struct mqs_plugin *p, struct mqs_item *item);
 
 int mqs_on_basic_auth(int event, void *event_data, void *userdata);
 int mqs_on_disconnect(int event, void *event_data, void *userdata);
+int mqs_on_reload(int event, void *event_data, void *userdata);
 struct mqs_client *mqs_client_get(struct mqs_plugin *p, const struct mosquitto *client);
 /* The user id a client acts as, or NULL if it has none we accept (the returned string belongs to
  * the client record or the broker; copy it before the client can disconnect). */

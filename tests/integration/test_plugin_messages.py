@@ -1,6 +1,7 @@
 """Plugin: persist-first group messaging through the real mosquitto (SPEC 3, 7.3)."""
 import json
 import os
+import signal
 import time
 import unittest
 
@@ -208,6 +209,29 @@ class PluginMessagesTest(unittest.TestCase):
         self.assertEqual(self.pg.psql("SELECT read_seq FROM memberships WHERE group_id='big' AND user_id='carol'"), "1")
         c.close()
         a.close()
+
+    def test_persistent_session_queued_while_away(self):
+        phone = Sub(self.m.port, "bob", self.tok["bob"], ["groups/g1/messages"], proto=4, client_id="bob-phone",
+                    clean=False)
+        phone.close()
+        a = self.raw("alice")
+        for p in (b"while away 1", b"while away 2"):
+            self.assertLess(a.publish("groups/g1/messages", p, qos=1), 0x80)
+        a.close()
+        time.sleep(0.5)  # committed and queued for the offline session
+        # SIGHUP re-authenticates every session, the offline one included: nothing changes.
+        os.kill(self.m.proc.pid, signal.SIGHUP)
+        time.sleep(0.5)
+        back = Sub(self.m.port, "bob", self.tok["bob"], [], proto=4, client_id="bob-phone", clean=False)
+        self.addCleanup(back.close)
+        got = [m.payload for m in back.take(2, timeout=5)]
+        self.assertEqual(got, [b"while away 1", b"while away 2"])
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            if self.pg.psql("SELECT connections FROM presence WHERE user_id = 'bob'") == "1":
+                break
+            time.sleep(0.05)
+        self.assertEqual(self.pg.psql("SELECT connections FROM presence WHERE user_id = 'bob'"), "1")
 
     def test_alerts_and_other_topics(self):
         s = self.sub("bob", ["system/alerts", "plain/topic"])
