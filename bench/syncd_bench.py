@@ -6,7 +6,8 @@
 Starts a throwaway PostgreSQL and mqsyncd through the test harness (127.0.0.1, free ports) and
 measures, in one run:
   1. sync throughput: wrk on GET /messages/sync returning a 100-message page, then pgbench running
-     the very statements mqsyncd runs for that request (token lookup, memberships, messages) with
+     the very statements mqsyncd runs for that request (token lookup, memberships, messages; -M
+     prepared, as mqsyncd prepares them, and for reference -M extended) with
      as many clients as mqsyncd has database connections (--threads): the ratio is what HTTP, auth
      and JSON cost on top of the bare SQL at equal database concurrency;
   2. catch-up: a user offline in 100 groups with a 100,000-message backlog syncs (limit 1000) and
@@ -99,16 +100,20 @@ def bench_throughput(h, pg, sd, args, report):
         sql = f.read().replace("HH24:MI:SS", "HH24' || chr(58) || 'MI' || chr(58) || 'SS")
     with open(script, "w") as f:
         f.write(sql)
-    pgb = subprocess.run(["pgbench", "-n", "-M", "extended", "-c%d" % args.threads, "-j2", "-T%d" % args.duration,
-                          "-f", script, "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "mqsync"],
-                         capture_output=True, text=True)
-    sql_tps = rate(pgb.stdout, r"^tps = ([\d.]+)")
+    # mqsyncd prepares these statements on every pooled connection: -M prepared is the same work.
+    tps = {}
+    for mode in ("prepared", "extended"):
+        pgb = subprocess.run(["pgbench", "-n", "-M", mode, "-c%d" % args.threads, "-j2", "-T%d" % args.duration,
+                              "-f", script, "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "mqsync"],
+                             capture_output=True, text=True)
+        tps[mode] = rate(pgb.stdout, r"^tps = ([\d.]+)")
+    sql_tps = tps["prepared"]
     if http_rps != http_rps or sql_tps != sql_tps:
         print(wrk.stdout, wrk.stderr, pgb.stdout, pgb.stderr)
     report.append("sync, 100-message page: mqsyncd %.0f req/s (wrk -c%d, p50 %s, p99 %s); pgbench -c%d, same 3 "
-                  "statements: %.0f tx/s; ratio %.2f" % (http_rps, args.connections, p50.group(1) if p50 else "?",
-                                                        p99.group(1) if p99 else "?", args.threads, sql_tps,
-                                                        http_rps / sql_tps))
+                  "statements: %.0f tx/s prepared (ratio %.2f), %.0f tx/s unprepared (ratio %.2f)"
+                  % (http_rps, args.connections, p50.group(1) if p50 else "?", p99.group(1) if p99 else "?",
+                     args.threads, sql_tps, http_rps / sql_tps, tps["extended"], http_rps / tps["extended"]))
 
 
 def bench_catchup(h, pg, sd, report):

@@ -9,9 +9,42 @@
 
 #include "log.h"
 
-PGresult *db_exec(PGconn *c, const char *sql, int n, const char *const *vals, bool binary)
+static const struct {
+	const char *name;
+	const char *sql;
+	int nparams;
+} stmts[DB_STMT_COUNT] = {
+        [DB_STMT_AUTH] = {"mqs_auth", "SELECT user_id FROM user_tokens WHERE token_hash = decode($1, 'hex')", 1},
+        [DB_STMT_SYNC_GROUPS] = {"mqs_sync_groups",
+                                 "SELECT m.group_id, m.joined_seq, m.delivered_seq, g.last_seq "
+                                 "FROM memberships m JOIN groups g ON g.id = m.group_id "
+                                 "WHERE m.user_id = $1 AND ($2::text IS NULL OR m.group_id = $2) "
+                                 "ORDER BY m.group_id COLLATE \"C\"",
+                                 2},
+        [DB_STMT_SYNC_MESSAGES] = {"mqs_sync_messages",
+                                   "SELECT " DB_MSG_COLUMNS " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) "
+                                   "AS r(gid, lo, hi) "
+                                   "JOIN messages m ON m.group_id = r.gid AND m.seq > r.lo AND m.seq <= r.hi "
+                                   "ORDER BY m.group_id COLLATE \"C\", m.seq",
+                                   3},
+};
+
+bool db_prepare_all(PGconn *c)
 {
-	PGresult *res = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, binary ? 1 : 0);
+	for(int i = 0; i < DB_STMT_COUNT; i++) {
+		PGresult *res = PQprepare(c, stmts[i].name, stmts[i].sql, stmts[i].nparams, NULL);
+		bool ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
+		if(!ok)
+			mqs_log(MQS_LOG_WARN, "cannot prepare %s (is the schema migrated?): %s", stmts[i].name,
+			        PQerrorMessage(c));
+		PQclear(res);
+		if(!ok) return false;
+	}
+	return true;
+}
+
+static PGresult *checked(PGconn *c, PGresult *res)
+{
 	if(res == NULL) res = PQmakeEmptyPGresult(c, PGRES_FATAL_ERROR);
 	if(!db_ok(res)) {
 		const char *st = db_sqlstate(res);
@@ -19,6 +52,16 @@ PGresult *db_exec(PGconn *c, const char *sql, int n, const char *const *vals, bo
 		if(strncmp(st, "23", 2) != 0) mqs_log(MQS_LOG_WARN, "query failed: %s", PQerrorMessage(c));
 	}
 	return res;
+}
+
+PGresult *db_exec_stmt(PGconn *c, enum db_stmt stmt, int n, const char *const *vals, bool binary)
+{
+	return checked(c, PQexecPrepared(c, stmts[stmt].name, n, vals, NULL, NULL, binary ? 1 : 0));
+}
+
+PGresult *db_exec(PGconn *c, const char *sql, int n, const char *const *vals, bool binary)
+{
+	return checked(c, PQexecParams(c, sql, n, NULL, vals, NULL, NULL, binary ? 1 : 0));
 }
 
 bool db_ok(const PGresult *res)

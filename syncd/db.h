@@ -9,6 +9,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The message columns every message query selects (see msg_write in messages.c). ts is formatted
+ * with exactly the plugin's expression, so sync and live delivery show the same string. */
+#define DB_MSG_COLUMNS                                                                                                 \
+	"m.id, m.group_id, m.seq, m.sender, "                                                                          \
+	"to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), m.payload, m.cid"
+
+/* Statements prepared on every pooled connection when it connects: the per-request hot path
+ * (authentication and sync), which then skips parse and plan. */
+enum db_stmt {
+	DB_STMT_AUTH,          /* $1 token hash (hex) -> user_id */
+	DB_STMT_SYNC_GROUPS,   /* $1 user, $2 group or NULL -> group_id, joined_seq, delivered_seq, last_seq */
+	DB_STMT_SYNC_MESSAGES, /* $1 gids[], $2 exclusive lower seqs[], $3 inclusive upper seqs[] -> messages */
+	DB_STMT_COUNT
+};
+
+/* Prepares every enum db_stmt on c. Returns false (logged) when one fails, e.g. before the schema
+ * is migrated; the pool then treats the connection as failed. */
+bool db_prepare_all(PGconn *c);
+
+/* Runs a prepared statement; same contract as db_exec. */
+PGresult *db_exec_stmt(PGconn *c, enum db_stmt stmt, int n, const char *const *vals, bool binary);
+
 /* Runs sql with n text parameters (NULL entries are SQL NULL). binary=true asks for binary
  * results (used for bytea payloads). Returns the result (caller PQclear()s; never NULL: libpq's
  * out-of-memory result is replaced by an empty fatal one). Logs failures other than constraint

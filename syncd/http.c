@@ -345,8 +345,7 @@ static unsigned authenticate(struct syncd *sd, struct request *req, struct MHD_C
 	}
 	for(int i = 0; i < MQS_TOKEN_HASH_LEN; i++) snprintf(hex + 2 * i, 3, "%02x", hash[i]);
 	const char *vals[1] = {hex};
-	PGresult *res =
-	        db_exec(db, "SELECT user_id FROM user_tokens WHERE token_hash = decode($1, 'hex')", 1, vals, false);
+	PGresult *res = db_exec_stmt(db, DB_STMT_AUTH, 1, vals, false);
 	unsigned rc = 0;
 	if(!db_ok(res)) {
 		rc = syncd_db_error(reply);
@@ -569,7 +568,7 @@ struct syncd *syncd_start(const struct syncd_config *cfg)
 		sd->label_ptrs[i] = sd->labels[i];
 	}
 	sd->metrics = metrics_new(sd->label_ptrs, ROUTE_COUNT);
-	sd->pool = syncd_pool_new(cfg->db, (int)cfg->threads);
+	sd->pool = syncd_pool_new(cfg->db, (int)cfg->threads, db_prepare_all);
 	sd->waiters = waiters_start(cfg->db);
 	if(sd->metrics == NULL || sd->pool == NULL || sd->waiters == NULL) goto fail;
 	sd->daemon = MHD_start_daemon(

@@ -19,13 +19,7 @@
 #define SYNC_WAIT_MAX      60
 #define ACK_MAX_ENTRIES    10000
 
-/* The message columns every message query selects, in the order msg_json reads them. Results are
- * fetched in binary so payloads arrive as raw bytes. ts uses exactly the plugin's expression. */
-#define MSG_COLUMNS                                                                                                    \
-	"m.id, m.group_id, m.seq, m.sender, "                                                                          \
-	"to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), m.payload, m.cid"
-
-/* Writes the SPEC 5.1 message object of one row of a MSG_COLUMNS query (binary results). */
+/* Writes the SPEC 5.1 message object of one row of a DB_MSG_COLUMNS query (binary results). */
 static void msg_write(struct jsonw *w, const PGresult *res, int row)
 {
 	const char *p = PQgetvalue(res, row, 5);
@@ -55,7 +49,7 @@ static void msg_write(struct jsonw *w, const PGresult *res, int row)
 	jsonw_lit(w, "}");
 }
 
-/* Writes every row of a MSG_COLUMNS result, comma-separated. */
+/* Writes every row of a DB_MSG_COLUMNS result, comma-separated. */
 static void msgs_write(struct jsonw *w, const PGresult *res)
 {
 	for(int i = 0; i < PQntuples(res); i++) {
@@ -130,12 +124,7 @@ unsigned messages_sync(struct syncd_call *call, struct syncd_reply *reply)
 	}
 
 	const char *p1[2] = {call->user, group};
-	res = db_exec(call->db,
-	              "SELECT m.group_id, m.joined_seq, m.delivered_seq, g.last_seq "
-	              "FROM memberships m JOIN groups g ON g.id = m.group_id "
-	              "WHERE m.user_id = $1 AND ($2::text IS NULL OR m.group_id = $2) "
-	              "ORDER BY m.group_id COLLATE \"C\"",
-	              2, p1, false);
+	res = db_exec_stmt(call->db, DB_STMT_SYNC_GROUPS, 2, p1, false);
 	if(!db_ok(res)) {
 		rc = syncd_db_error(reply);
 		goto done;
@@ -212,12 +201,7 @@ unsigned messages_sync(struct syncd_call *call, struct syncd_reply *reply)
 			goto done;
 		}
 		const char *p2[3] = {ids.s, los.s, his.s};
-		msgs = db_exec(call->db,
-		               "SELECT " MSG_COLUMNS
-		               " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS r(gid, lo, hi) "
-		               "JOIN messages m ON m.group_id = r.gid AND m.seq > r.lo AND m.seq <= r.hi "
-		               "ORDER BY m.group_id COLLATE \"C\", m.seq",
-		               3, p2, true);
+		msgs = db_exec_stmt(call->db, DB_STMT_SYNC_MESSAGES, 3, p2, true);
 		if(!db_ok(msgs)) {
 			rc = syncd_db_error(reply);
 			goto done;
@@ -620,9 +604,9 @@ unsigned messages_history(struct syncd_call *call, struct syncd_reply *reply)
 	/* Oldest first when paging forward (after given), newest first otherwise. */
 	PGresult *res =
 	        db_exec(call->db,
-	                va != NULL ? "SELECT " MSG_COLUMNS " FROM messages m WHERE m.group_id = $1 "
+	                va != NULL ? "SELECT " DB_MSG_COLUMNS " FROM messages m WHERE m.group_id = $1 "
 	                             "AND m.seq > $2::bigint AND m.seq < $3::bigint ORDER BY m.seq LIMIT $4"
-	                           : "SELECT " MSG_COLUMNS " FROM messages m WHERE m.group_id = $1 "
+	                           : "SELECT " DB_MSG_COLUMNS " FROM messages m WHERE m.group_id = $1 "
 	                             "AND m.seq > $2::bigint AND m.seq < $3::bigint ORDER BY m.seq DESC LIMIT $4",
 	                4, p, true);
 	if(!db_ok(res)) {

@@ -13,13 +13,14 @@ struct syncd_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	char *conninfo;
+	syncd_pool_setup setup;
 	int size;
 	int in_use;
 	int nfree;
 	PGconn **free_conns; /* NULL entries are slots not yet connected */
 };
 
-struct syncd_pool *syncd_pool_new(const char *conninfo, int size)
+struct syncd_pool *syncd_pool_new(const char *conninfo, int size, syncd_pool_setup setup)
 {
 	struct syncd_pool *pool = calloc(1, sizeof(*pool));
 	if(pool == NULL) return NULL;
@@ -31,6 +32,7 @@ struct syncd_pool *syncd_pool_new(const char *conninfo, int size)
 		free(pool);
 		return NULL;
 	}
+	pool->setup = setup;
 	pool->size = size;
 	pool->nfree = size;
 	pthread_mutex_init(&pool->lock, NULL);
@@ -38,13 +40,17 @@ struct syncd_pool *syncd_pool_new(const char *conninfo, int size)
 	return pool;
 }
 
-static PGconn *connect_db(const char *conninfo)
+static PGconn *connect_db(const char *conninfo, syncd_pool_setup setup)
 {
 	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
 	const char *vals[] = {conninfo, "3", "mqsyncd", NULL};
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	if(PQstatus(c) != CONNECTION_OK) {
 		mqs_log(MQS_LOG_WARN, "database connection failed: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	if(setup != NULL && !setup(c)) {
 		PQfinish(c);
 		return NULL;
 	}
@@ -78,7 +84,7 @@ PGconn *syncd_pool_get(struct syncd_pool *pool, int timeout_ms)
 		PQfinish(c);
 		c = NULL;
 	}
-	if(c == NULL) c = connect_db(pool->conninfo);
+	if(c == NULL) c = connect_db(pool->conninfo, pool->setup);
 	if(c == NULL) {
 		/* Give the slot back empty so the next caller retries the connection. */
 		syncd_pool_put(pool, NULL, true);

@@ -7,9 +7,14 @@
 
 struct syncd_pool;
 
+/* Called on every new connection before it is handed out (e.g. to prepare statements); returning
+ * false makes the pool close it and count the attempt as a failed connection. */
+typedef bool (*syncd_pool_setup)(PGconn *conn);
+
 /* Creates a pool of size connections to conninfo. Connections are opened lazily, so the pool can
- * be created while the database is down. Returns NULL on out of memory. Free with syncd_pool_free. */
-struct syncd_pool *syncd_pool_new(const char *conninfo, int size);
+ * be created while the database is down. setup may be NULL. Returns NULL on out of memory. Free
+ * with syncd_pool_free. */
+struct syncd_pool *syncd_pool_new(const char *conninfo, int size, syncd_pool_setup setup);
 
 /* Borrows a healthy connection, waiting up to timeout_ms for one to be free. Reconnects a broken
  * connection (libpq connect_timeout applies). Returns NULL if none is free in time or the database
