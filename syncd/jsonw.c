@@ -1,9 +1,7 @@
 /* jsonw: an append-only JSON text writer for large responses (see jsonw.h). */
 #include "jsonw.h"
 
-#include <inttypes.h>
 #include <openssl/evp.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +35,12 @@ void jsonw_lit(struct jsonw *w, const char *s)
 	jsonw_raw(w, s, strlen(s));
 }
 
+/* Bytes that cannot appear raw inside a JSON string. */
+static bool needs_escape(unsigned char c)
+{
+	return c < 0x20 || c == '"' || c == '\\';
+}
+
 void jsonw_str(struct jsonw *w, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -45,39 +49,43 @@ void jsonw_str(struct jsonw *w, const char *s, size_t n)
 	if(!reserve(w, n * 6 + 2)) return;
 	char *o = w->s + w->len;
 	*o++ = '"';
-	for(size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if(c == '"' || c == '\\') {
-			*o++ = '\\';
+	for(size_t i = 0; i < n;) {
+		/* Copy the run of bytes that need no escape in one go. */
+		size_t j = i;
+		while(j < n && !needs_escape((unsigned char)s[j])) j++;
+		memcpy(o, s + i, j - i);
+		o += j - i;
+		if(j == n) break;
+		unsigned char c = (unsigned char)s[j];
+		*o++ = '\\';
+		switch(c) {
+		case '"':
+		case '\\':
 			*o++ = (char)c;
-		} else if(c < 0x20) {
-			*o++ = '\\';
-			switch(c) {
-			case '\n':
-				*o++ = 'n';
-				break;
-			case '\r':
-				*o++ = 'r';
-				break;
-			case '\t':
-				*o++ = 't';
-				break;
-			case '\b':
-				*o++ = 'b';
-				break;
-			case '\f':
-				*o++ = 'f';
-				break;
-			default:
-				*o++ = 'u';
-				*o++ = '0';
-				*o++ = '0';
-				*o++ = hex[c >> 4];
-				*o++ = hex[c & 15];
-			}
-		} else {
-			*o++ = (char)c;
+			break;
+		case '\n':
+			*o++ = 'n';
+			break;
+		case '\r':
+			*o++ = 'r';
+			break;
+		case '\t':
+			*o++ = 't';
+			break;
+		case '\b':
+			*o++ = 'b';
+			break;
+		case '\f':
+			*o++ = 'f';
+			break;
+		default:
+			*o++ = 'u';
+			*o++ = '0';
+			*o++ = '0';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
 		}
+		i = j + 1;
 	}
 	*o++ = '"';
 	*o = '\0';
@@ -87,8 +95,16 @@ void jsonw_str(struct jsonw *w, const char *s, size_t n)
 void jsonw_int(struct jsonw *w, int64_t v)
 {
 	char buf[24];
-	int n = snprintf(buf, sizeof(buf), "%" PRId64, v);
-	jsonw_raw(w, buf, (size_t)n);
+	char *p = buf + sizeof(buf);
+	/* Negate in unsigned arithmetic so INT64_MIN works. */
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while(u);
+	if(v < 0) *--p = '-';
+	jsonw_raw(w, p, (size_t)(buf + sizeof(buf) - p));
 }
 
 void jsonw_base64(struct jsonw *w, const unsigned char *s, size_t n)
@@ -111,6 +127,13 @@ bool jsonw_utf8_valid(const char *str, size_t n)
 		unsigned char c = s[i];
 		if(c < 0x80) {
 			i++;
+			/* ASCII runs are the common case: skip 8 bytes at a time while no high bit is set. */
+			while(n - i >= 8) {
+				uint64_t x;
+				memcpy(&x, s + i, 8);
+				if(x & 0x8080808080808080ull) break;
+				i += 8;
+			}
 			continue;
 		}
 		size_t len;

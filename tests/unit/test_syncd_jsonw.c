@@ -22,6 +22,10 @@ static void test_escaping_round_trips(void **state)
 	jsonw_str(&w, "a\0b", 3);
 	jsonw_lit(&w, ",");
 	jsonw_int(&w, INT64_MIN);
+	jsonw_lit(&w, ",");
+	jsonw_int(&w, 0);
+	jsonw_lit(&w, ",");
+	jsonw_int(&w, INT64_MAX);
 	jsonw_lit(&w, "]");
 	assert_false(w.oom);
 	/* jansson must read back exactly what went in. */
@@ -32,6 +36,8 @@ static void test_escaping_round_trips(void **state)
 	assert_memory_equal(json_string_value(json_array_get(v, 0)), in, n);
 	assert_int_equal(json_string_length(json_array_get(v, 1)), 3);
 	assert_true(json_integer_value(json_array_get(v, 2)) == INT64_MIN);
+	assert_true(json_integer_value(json_array_get(v, 3)) == 0);
+	assert_true(json_integer_value(json_array_get(v, 4)) == INT64_MAX);
 	json_decref(v);
 	jsonw_free(&w);
 }
@@ -41,6 +47,9 @@ static void test_utf8_validation(void **state)
 	const char *bad[] = {"\xff", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
 	                     "\xc3", "\xe2\x82", "\x80",         "a\xc3(",       NULL};
 	for(const char **b = bad; *b; b++) assert_false(jsonw_utf8_valid(*b, strlen(*b)));
+	assert_false(jsonw_utf8_valid("abcdefghijklmnopq\xff", 18));
+	assert_false(jsonw_utf8_valid("abcdefgh12345678\xed\xa0\x80zzzzzzzzzz", 29));
+	assert_true(jsonw_utf8_valid("abcdefgh12345678\xc3\xa9zzzzzzzzzzzzzzzz\xe2\x82\xac", 37));
 	assert_true(jsonw_utf8_valid("", 0));
 	assert_true(jsonw_utf8_valid("\xf4\x8f\xbf\xbf", 4));
 	assert_true(jsonw_utf8_valid("\0", 1));
