@@ -95,6 +95,20 @@ class ServeTest(unittest.TestCase):
                 time.sleep(0.2)
             self.assertEqual(status, 200)
 
+    def test_unmigrated_database(self):
+        """Before `mqsyncd migrate` the API answers 503 (its statements cannot be prepared), then
+        recovers by itself once the schema exists."""
+        with harness.Harness("unmigrated") as h:
+            pg = h.postgres(migrate=False)
+            sd = h.syncd()
+            status, body, _ = sd.request("GET", "/healthz")
+            self.assertEqual((status, body["error"]["code"]), (503, "unavailable"))
+            self.assertEqual(sd.request("GET", "/groups", token="x" * 43)[0], 503)
+            h.migrate(pg.dsn())
+            tok = h.user_add("alice")
+            self.assertEqual(sd.request("GET", "/healthz")[0], 200)
+            self.assertEqual(sd.request("GET", "/groups", token=tok)[:2], (200, {"groups": []}))
+
 
 if __name__ == "__main__":
     unittest.main()
