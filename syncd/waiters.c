@@ -12,7 +12,11 @@
 
 #include "log.h"
 
-/* The highest seq announced per group (open addressing, grows at half load). */
+/* The highest seq announced per group (open addressing, grows at half load). Two generations are
+ * kept and rotated every SEQMAP_ROTATE_S seconds, so memory is bounded by the groups active in the
+ * last minute: an announcement only matters for the moment between a handler's query and its
+ * suspension. */
+#define SEQMAP_ROTATE_S 30
 struct seqmap_entry {
 	char gid[MQS_ID_MAX + 1];
 	int64_t seq;
@@ -27,7 +31,8 @@ struct waiters {
 	pthread_mutex_t lock;
 	struct waiter *head; /* held requests */
 	size_t count;
-	struct seqmap announced;
+	struct seqmap announced[2]; /* [0] current generation, [1] previous one */
+	struct timespec rotated;
 	bool stop;
 	bool connected;
 	char *conninfo;
@@ -91,8 +96,8 @@ static int64_t seqmap_get(struct seqmap *m, const char *gid)
 	return e->gid[0] ? e->seq : 0;
 }
 
-/* Raises gid's announced seq to at least seq. On out of memory the entry is dropped, which only
- * costs a held request the fast path (it still wakes by the notification itself). */
+/* Raises gid's announced seq to at least seq. On out of memory the entry is dropped: a request
+ * registering right after may then miss this one wake-up and answer at its deadline instead. */
 static void seqmap_raise(struct seqmap *m, const char *gid, int64_t seq)
 {
 	if((m->used + 1) * 2 > m->cap) {
@@ -165,7 +170,9 @@ enum waiters_result waiters_suspend(struct waiters *ws, struct waiter *w, struct
 		return WAITERS_STOPPING;
 	}
 	for(size_t i = 0; i < w->n; i++) {
-		if(seqmap_get(&ws->announced, w->gids[i]) > w->seen[i]) {
+		int64_t announced = seqmap_get(&ws->announced[0], w->gids[i]);
+		int64_t older = seqmap_get(&ws->announced[1], w->gids[i]);
+		if(announced > w->seen[i] || older > w->seen[i]) {
 			pthread_mutex_unlock(&ws->lock);
 			return WAITERS_RETRY;
 		}
@@ -214,7 +221,7 @@ static void on_notify(struct waiters *ws, const char *channel, const char *paylo
 		memcpy(gid, payload, len);
 		gid[len] = '\0';
 		int64_t seq = strtoll(colon + 1, NULL, 10);
-		seqmap_raise(&ws->announced, gid, seq);
+		seqmap_raise(&ws->announced[0], gid, seq);
 		for(struct waiter *w = ws->head, *next; w; w = next) {
 			next = w->next;
 			for(size_t i = 0; i < w->n; i++) {
@@ -331,6 +338,12 @@ static void *listen_thread(void *arg)
 			next = w->next;
 			if(ms_until(&w->deadline, &now) <= 0) take(ws, w, &wake);
 		}
+		if(now.tv_sec - ws->rotated.tv_sec >= SEQMAP_ROTATE_S) {
+			free(ws->announced[1].e);
+			ws->announced[1] = ws->announced[0];
+			memset(&ws->announced[0], 0, sizeof(ws->announced[0]));
+			ws->rotated = now;
+		}
 		pthread_mutex_unlock(&ws->lock);
 		resume_all(wake);
 	}
@@ -350,6 +363,7 @@ struct waiters *waiters_start(const char *conninfo)
 		fcntl(ws->pipefd[i], F_SETFL, O_NONBLOCK);
 		fcntl(ws->pipefd[i], F_SETFD, FD_CLOEXEC);
 	}
+	clock_gettime(CLOCK_MONOTONIC, &ws->rotated);
 	if(pthread_create(&ws->thread, NULL, listen_thread, ws) != 0) goto fail;
 	ws->thread_started = true;
 	return ws;
@@ -384,7 +398,8 @@ void waiters_free(struct waiters *ws)
 	for(int i = 0; i < 2; i++) {
 		if(ws->pipefd[i] >= 0) close(ws->pipefd[i]);
 	}
-	free(ws->announced.e);
+	free(ws->announced[0].e);
+	free(ws->announced[1].e);
 	free(ws->conninfo);
 	pthread_mutex_destroy(&ws->lock);
 	free(ws);
