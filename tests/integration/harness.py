@@ -262,13 +262,17 @@ class Mosquitto:
             f.write("\n".join(lines).replace("%%", "%") + "\n")
         env = None
         if SANITIZE:
+            # Leak checking on: at exit, anything the plugin failed to free is reported (2.0.11 itself
+            # frees everything, so there is nothing to suppress).
             env = dict(os.environ, LD_PRELOAD=os.environ["MQSYNC_ASAN_PRELOAD"], **SANITIZER_ENV)
-            # mosquitto's own exit-time allocations are not ours to judge; the plugin frees its own.
-            env["ASAN_OPTIONS"] = "abort_on_error=1:detect_leaks=0"
         self.proc = Proc(name, [MOSQUITTO, "-c", self.conf], self.log_path, env=env)
 
     def start(self, expect_fail=False, timeout=15.0):
         """Starts (or restarts, after stop/kill9) the broker on the same port, config and spool."""
+        if SANITIZE:
+            # mosquitto itself leaks its configuration when it exits on a plugin init failure; that
+            # path is not ours to judge. Normal runs keep leak checking on.
+            self.proc.env["ASAN_OPTIONS"] = "abort_on_error=1:detect_leaks=%d" % (0 if expect_fail else 1)
         self.proc.start()
         self.h.track(self.proc)
         if expect_fail:
