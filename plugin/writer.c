@@ -222,18 +222,6 @@ static bool prepare_all(struct writer *w)
 	return true;
 }
 
-/* Runs a prepared statement with text parameters. NULL (logged, rolled back by the caller's
- * recover) unless it returned tuples or completed. */
-static PGresult *run(struct writer *w, const char *name, int n, const char *const *params)
-{
-	PGresult *res = PQexecPrepared(w->conn, name, n, params, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
-	if(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) return res;
-	log_error(w, "cannot store messages", PQresultErrorMessage(res));
-	PQclear(res);
-	return NULL;
-}
-
 static bool buf_reserve(struct writer *w, size_t more)
 {
 	if(w->buflen + more <= w->bufcap) return true;
@@ -369,82 +357,6 @@ static void arrays_free(struct arrays *x)
 	x->ok = true;
 }
 
-/* Marks replayed messages whose origin is already committed (counter <= upto of their epoch). */
-static bool dedupe_origins(struct writer *w, struct mqs_msg **ms, size_t n)
-{
-	struct arrays x = {.ok = true};
-	int64_t last = 0;
-	for(size_t i = 0; i < n; i++) {
-		int64_t e = be64(ms[i]->origin);
-		if(i == 0 || e != last) add_int(&x, 0, e); /* runs of one epoch: usually a single element */
-		last = e;
-	}
-	if(!x.ok) {
-		arrays_free(&x);
-		return false;
-	}
-	const char *params[1] = {x.a[0]};
-	PGresult *res = run(w, "progress", 1, params);
-	arrays_free(&x);
-	if(res == NULL) return false;
-	for(int r = 0; r < PQntuples(res); r++) {
-		int64_t e = strtoll(PQgetvalue(res, r, 0), NULL, 10), upto = strtoll(PQgetvalue(res, r, 1), NULL, 10);
-		for(size_t i = 0; i < n; i++) {
-			if(be64(ms[i]->origin) == e && be64(ms[i]->origin + 8) <= upto) ms[i]->status = MSG_DUPLICATE;
-		}
-	}
-	PQclear(res);
-	return true;
-}
-
-/* Marks messages whose (sender, cid) is stored already or repeated earlier in the batch. */
-static bool dedupe_cids(struct writer *w, struct mqs_msg **ms, size_t n)
-{
-	struct arrays x = {.ok = true};
-	struct hmap *seen = hmap_new(NULL);
-	bool any = false, ok = seen != NULL;
-
-	for(size_t i = 0; ok && i < n; i++) {
-		struct mqs_msg *m = ms[i];
-		if(m->status != MSG_PENDING || m->cid[0] == '\0') continue;
-		char key[MQS_ID_MAX + 1 + 65];
-		size_t sl = strlen(m->sender), cl = strlen(m->cid);
-		memcpy(key, m->sender, sl + 1);
-		memcpy(key + sl + 1, m->cid, cl);
-		if(hmap_get(seen, key, sl + 1 + cl) != NULL) {
-			m->status = MSG_DUPLICATE;
-			continue;
-		}
-		ok = hmap_put(seen, key, sl + 1 + cl, m);
-		add(&x, 0, m->sender, false);
-		add(&x, 1, m->cid, true);
-		any = true;
-	}
-	if(ok && any && x.ok) {
-		const char *params[2] = {x.a[0], x.a[1]};
-		PGresult *res = run(w, "cids", 2, params);
-		if(res == NULL) {
-			ok = false;
-		} else {
-			for(int r = 0; r < PQntuples(res); r++) {
-				char key[MQS_ID_MAX + 1 + 65];
-				const char *snd = PQgetvalue(res, r, 0), *cid = PQgetvalue(res, r, 1);
-				size_t sl = strlen(snd), cl = strlen(cid);
-				if(sl > MQS_ID_MAX || cl > 64) continue;
-				memcpy(key, snd, sl + 1);
-				memcpy(key + sl + 1, cid, cl);
-				struct mqs_msg *m = hmap_get(seen, key, sl + 1 + cl);
-				if(m != NULL) m->status = MSG_DUPLICATE;
-			}
-			PQclear(res);
-		}
-	}
-	ok = ok && x.ok;
-	arrays_free(&x);
-	hmap_free(seen);
-	return ok;
-}
-
 struct batch_group {
 	int64_t n;    /* messages to store */
 	int64_t next; /* next seq to hand out */
@@ -454,100 +366,6 @@ struct batch_group {
 static void free_ptr(void *v)
 {
 	free(v);
-}
-
-/* Locks the batch's groups, reserves their seqs, and numbers the messages in batch order. */
-static bool assign_seqs(struct writer *w, struct mqs_msg **ms, size_t n, size_t *stored)
-{
-	struct hmap *groups = hmap_new(free_ptr);
-	struct arrays x = {.ok = true};
-	PGresult *res = NULL;
-	bool ok = false;
-
-	*stored = 0;
-	if(groups == NULL) return false;
-	for(size_t i = 0; i < n; i++) {
-		if(ms[i]->status != MSG_PENDING) continue;
-		struct batch_group *g = hmap_gets(groups, ms[i]->group);
-		if(g == NULL) {
-			g = calloc(1, sizeof(*g));
-			if(g == NULL || !hmap_puts(groups, ms[i]->group, g)) {
-				free(g);
-				goto out;
-			}
-			add(&x, 0, ms[i]->group, false);
-		}
-		g->n++;
-	}
-	if(!x.ok) goto out;
-	if(x.a[0] == NULL) { /* nothing left to store */
-		ok = true;
-		goto out;
-	}
-	const char *lock_params[1] = {x.a[0]};
-	if((res = run(w, "lock", 1, lock_params)) == NULL) goto out;
-	PQclear(res);
-	/* The same groups, with their counts (groups that vanished simply match no row). */
-	struct arrays y = {.ok = true};
-	for(size_t i = 0; i < n; i++) {
-		struct batch_group *g = ms[i]->status == MSG_PENDING ? hmap_gets(groups, ms[i]->group) : NULL;
-		if(g == NULL || g->next != 0) continue;
-		g->next = -1; /* listed */
-		add(&y, 0, ms[i]->group, false);
-		add_int(&y, 1, g->n);
-	}
-	if(!y.ok) {
-		arrays_free(&y);
-		goto out;
-	}
-	const char *bump_params[2] = {y.a[0], y.a[1]};
-	res = run(w, "bump", 2, bump_params);
-	arrays_free(&y);
-	if(res == NULL) goto out;
-	char ts[32] = "";
-	for(int r = 0; r < PQntuples(res); r++) {
-		struct batch_group *g = hmap_gets(groups, PQgetvalue(res, r, 0));
-		if(g == NULL) continue;
-		g->exists = true;
-		g->next = strtoll(PQgetvalue(res, r, 1), NULL, 10) + 1;
-		snprintf(ts, sizeof(ts), "%s", PQgetvalue(res, r, 2));
-	}
-	PQclear(res);
-	res = NULL;
-	for(size_t i = 0; i < n; i++) {
-		struct mqs_msg *m = ms[i];
-		if(m->status != MSG_PENDING) continue;
-		struct batch_group *g = hmap_gets(groups, m->group);
-		if(g == NULL || !g->exists) {
-			m->status = MSG_NO_GROUP;
-			continue;
-		}
-		m->status = MSG_STORED;
-		m->seq = g->next++;
-		memcpy(m->ts, ts, sizeof(m->ts)); /* created_at defaults to now(): the same instant */
-		(*stored)++;
-	}
-	ok = true;
-out:
-	arrays_free(&x);
-	hmap_free(groups);
-	return ok;
-}
-
-/* Takes ids for the stored messages from the messages identity sequence. */
-static bool assign_ids(struct writer *w, struct mqs_msg **ms, size_t n, size_t stored)
-{
-	char num[24];
-	snprintf(num, sizeof(num), "%zu", stored);
-	const char *params[1] = {num};
-	PGresult *res = run(w, "ids", 1, params);
-	if(res == NULL) return false;
-	int r = 0;
-	for(size_t i = 0; i < n && r < PQntuples(res); i++) {
-		if(ms[i]->status == MSG_STORED) ms[i]->id = strtoll(PQgetvalue(res, r++, 0), NULL, 10);
-	}
-	PQclear(res);
-	return (size_t)r == stored;
 }
 
 static bool copy_rows(struct writer *w, struct mqs_msg **ms, size_t n)
@@ -578,25 +396,7 @@ static bool copy_rows(struct writer *w, struct mqs_msg **ms, size_t n)
 	return ok;
 }
 
-/* Records, per epoch, the highest counter this batch processed (stored, duplicate or dropped). */
-static bool record_progress(struct writer *w, struct mqs_msg **ms, size_t n)
-{
-	struct arrays x = {.ok = true};
-	for(size_t i = 0; i < n; i++) {
-		int64_t e = be64(ms[i]->origin);
-		/* Counters rise through the batch within an epoch: the last of each run is its maximum. */
-		if(i + 1 < n && be64(ms[i + 1]->origin) == e) continue;
-		add_int(&x, 0, e);
-		add_int(&x, 1, be64(ms[i]->origin + 8));
-	}
-	const char *params[3] = {x.a[0], x.a[1], w->p->cfg.node};
-	PGresult *res = x.ok ? run(w, "upto", 3, params) : NULL;
-	arrays_free(&x);
-	PQclear(res);
-	return res != NULL;
-}
-
-/* ---- the pipelined fast path -------------------------------------------------------------- */
+/* ---- one batch, pipelined ------------------------------------------------------------------ */
 
 /* Reads one pipelined query's result and the NULL that ends it. NULL if the query failed or was
  * skipped after an earlier failure in the pipeline. */
@@ -635,9 +435,12 @@ static bool send_prepared(struct writer *w, const char *name, int n, const char 
 }
 
 /* One round trip for BEGIN, the replay and resend checks, the group locks, the seq reservation and
- * the ids, assuming (as is almost always true) that no message is a duplicate. Returns 1 when the
- * batch is ready to COPY (statuses, seqs, ids, ts set), -1 when a duplicate turned up (the
- * transaction is rolled back, duplicates are marked: use the sequential path), 0 on failure. */
+ * the ids of the messages still MSG_PENDING, assuming (as is almost always true) that none of them
+ * is a duplicate. Returns 1 when the batch is ready to COPY (statuses, seqs, ids, ts set); -1 when
+ * duplicates turned up: they are marked MSG_DUPLICATE and the transaction rolled back, so the
+ * caller calls again for the rest; 2 when nothing is left to store (no transaction open); 0 on
+ * failure. Duplicates are replays already committed (counter <= spool_progress.upto of their
+ * epoch) and client resends ((sender, cid) stored, or repeated earlier in the batch). */
 static int reserve_pipelined(struct writer *w, struct mqs_msg **ms, size_t n, size_t *stored)
 {
 	struct arrays ep = {.ok = true}, cid = {.ok = true}, grp = {.ok = true};
@@ -651,8 +454,9 @@ static int reserve_pipelined(struct writer *w, struct mqs_msg **ms, size_t n, si
 	if(groups == NULL || seen == NULL) goto out;
 	for(size_t i = 0; i < n; i++) {
 		struct mqs_msg *m = ms[i];
+		if(m->status != MSG_PENDING) continue;
 		int64_t e = be64(m->origin);
-		if(i == 0 || be64(ms[i - 1]->origin) != e) add_int(&ep, 0, e);
+		if(ep.a[0] == NULL || e != be64(ms[i - 1]->origin)) add_int(&ep, 0, e); /* one per run of an epoch */
 		if(m->cid[0] != '\0') {
 			char key[MQS_ID_MAX + 1 + 65];
 			size_t sl = strlen(m->sender), cl = strlen(m->cid);
@@ -683,7 +487,11 @@ static int reserve_pipelined(struct writer *w, struct mqs_msg **ms, size_t n, si
 		add(&grp, 0, ms[i]->group, false);
 		add_int(&grp, 1, g->n);
 	}
-	if(!ep.ok || !cid.ok || !grp.ok || candidates == 0) goto out; /* out of memory (n >= 1 always) */
+	if(candidates == 0) {
+		rc = 2;
+		goto out;
+	}
+	if(!ep.ok || !cid.ok || !grp.ok) goto out;
 	snprintf(count, sizeof(count), "%zu", candidates);
 
 	const char *p_ep[1] = {ep.a[0]}, *p_cid[2] = {cid.a[0], cid.a[1]}, *p_lock[1] = {grp.a[0]};
@@ -706,13 +514,29 @@ static int reserve_pipelined(struct writer *w, struct mqs_msg **ms, size_t n, si
 	bool all = r_begin && r_prog && (cid.a[0] == NULL || r_cid) && r_lock && r_bump && r_ids;
 	if(all) {
 		for(int r = 0; r < PQntuples(r_prog); r++) {
-			int64_t e = strtoll(PQgetvalue(r_prog, r, 0), NULL, 10),
-			        upto = strtoll(PQgetvalue(r_prog, r, 1), NULL, 10);
+			int64_t e = strtoll(PQgetvalue(r_prog, r, 0), NULL, 10);
+			int64_t upto = strtoll(PQgetvalue(r_prog, r, 1), NULL, 10);
 			for(size_t i = 0; i < n; i++) {
-				if(be64(ms[i]->origin) == e && be64(ms[i]->origin + 8) <= upto) dups++;
+				struct mqs_msg *m = ms[i];
+				if(m->status == MSG_PENDING && be64(m->origin) == e && be64(m->origin + 8) <= upto) {
+					m->status = MSG_DUPLICATE;
+					dups++;
+				}
 			}
 		}
-		if(r_cid != NULL) dups += PQntuples(r_cid);
+		for(int r = 0; r_cid != NULL && r < PQntuples(r_cid); r++) {
+			char key[MQS_ID_MAX + 1 + 65];
+			const char *snd = PQgetvalue(r_cid, r, 0), *c = PQgetvalue(r_cid, r, 1);
+			size_t sl = strlen(snd), cl = strlen(c);
+			if(sl > MQS_ID_MAX || cl > 64) continue;
+			memcpy(key, snd, sl + 1);
+			memcpy(key + sl + 1, c, cl);
+			struct mqs_msg *m = hmap_get(seen, key, sl + 1 + cl);
+			if(m != NULL && m->status == MSG_PENDING) {
+				m->status = MSG_DUPLICATE;
+				dups++;
+			}
+		}
 	}
 	if(all && dups == 0) {
 		char ts[32] = "";
@@ -748,8 +572,8 @@ static int reserve_pipelined(struct writer *w, struct mqs_msg **ms, size_t n, si
 	piped = false;
 	if(!pipe_finish(w) || !all) goto out;
 	if(dups > 0) {
-		/* Rare (a replay, a resend): undo the optimistic reservation; the caller recomputes. */
-		for(size_t i = 0; i < n; i++) ms[i]->status = MSG_PENDING;
+		/* Rare (a replay, a resend): undo the optimistic reservation; the duplicates stay marked
+		 * and the caller reserves again for the rest. */
 		rc = exec_ok(w, "ROLLBACK", "cannot roll back") ? -1 : 0;
 		goto out;
 	}
@@ -799,24 +623,16 @@ static bool store_batch(struct writer *w, struct mqs_msg **ms, size_t n)
 	size_t stored = 0;
 
 	for(size_t i = 0; i < n; i++) ms[i]->status = MSG_PENDING;
-	int fast = reserve_pipelined(w, ms, n, &stored);
-	if(fast == 0) goto fail;
-	if(fast == 1) {
-		if(stored > 0 && !copy_rows(w, ms, n)) goto fail;
-		if(!finish_pipelined(w, ms, n)) goto fail;
+	/* Each -1 marks at least one duplicate, so this ends within n + 1 rounds; usually one. */
+	for(size_t round = 0; round <= n; round++) {
+		int rc = reserve_pipelined(w, ms, n, &stored);
+		if(rc == 2) return true; /* everything was a duplicate: nothing to write */
+		if(rc == 0) break;
+		if(rc == -1) continue;
+		if(stored > 0 && !copy_rows(w, ms, n)) break;
+		if(!finish_pipelined(w, ms, n)) break;
 		return true;
 	}
-	/* Sequential path, when the batch holds a replayed or resent message (or nothing new). */
-	for(size_t i = 0; i < n; i++) ms[i]->status = MSG_PENDING;
-	if(!exec_ok(w, "BEGIN", "cannot begin")) goto fail;
-	if(!dedupe_origins(w, ms, n) || !dedupe_cids(w, ms, n)) goto fail;
-	if(!assign_seqs(w, ms, n, &stored)) goto fail;
-	if(stored > 0 && (!assign_ids(w, ms, n, stored) || !copy_rows(w, ms, n))) goto fail;
-	if(!record_progress(w, ms, n)) goto fail;
-	if(!exec_ok(w, "COMMIT", "cannot commit messages")) goto fail;
-	return true;
-
-fail:
 	for(size_t i = 0; i < n; i++) ms[i]->status = MSG_PENDING;
 	recover(w);
 	return false;
