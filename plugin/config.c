@@ -1,5 +1,6 @@
 /* config: the plugin's plugin_opt_* table, parsed and validated at init (SPEC 6). */
 #include "config.h"
+#include "util.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -98,15 +99,11 @@ static bool apply(struct mqs_config *cfg, const struct opt_def *d, const char *v
 		}
 		return true;
 	case OPT_LONG: {
-		char *end = NULL;
-		errno = 0;
-		long v = strtol(value, &end, 10);
-		if(errno != 0 || end == value || *end != '\0' || v < d->min || v > d->max) {
+		if(!mqs_parse_long(value, d->min, d->max, (long *)(base + d->offset))) {
 			snprintf(err, errlen, "plugin_opt_%s: expected an integer from %ld to %ld, got '%s'", d->name,
 			         d->min, d->max, value);
 			return false;
 		}
-		*(long *)(base + d->offset) = v;
 		return true;
 	}
 	case OPT_ENUM:

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "plugin.h"
+#include "util.h"
 
 void mqs_user_free(void *v)
 {
@@ -79,14 +80,7 @@ struct mqs_item *mqs_queue_take(struct mqs_queue *q, int timeout_ms, atomic_bool
 	if(timeout_ms == 0 && atomic_load(&q->count) == 0) return NULL;
 	pthread_mutex_lock(&q->lock);
 	if(q->head == NULL && timeout_ms > 0 && !(stop && atomic_load(stop))) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += timeout_ms / 1000;
-		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if(ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = mqs_deadline_ms(timeout_ms);
 		while(q->head == NULL && !(stop && atomic_load(stop))) {
 			if(pthread_cond_timedwait(&q->cond, &q->lock, &ts) == ETIMEDOUT) break;
 		}

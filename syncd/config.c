@@ -1,5 +1,6 @@
 /* config: mqsyncd's settings table: command-line flags and MQSYNC_* environment (SPEC 6). */
 #include "config.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -58,15 +59,11 @@ static bool apply(struct syncd_config *cfg, const struct opt_def *d, const char 
 		*dst = copy;
 		return true;
 	}
-	char *end = NULL;
-	errno = 0;
-	long v = strtol(value, &end, 10);
-	if(errno != 0 || end == value || *end != '\0' || v < d->min || v > d->max) {
+	if(!mqs_parse_long(value, d->min, d->max, (long *)(base + d->offset))) {
 		snprintf(err, errlen, "%s: expected an integer from %ld to %ld, got '%s'", d->flag, d->min, d->max,
 		         value);
 		return false;
 	}
-	*(long *)(base + d->offset) = v;
 	return true;
 }
 
@@ -186,10 +183,8 @@ bool syncd_config_listen(const struct syncd_config *cfg, char *host, size_t host
 {
 	const char *colon = strrchr(cfg->listen, ':');
 	if(colon == NULL || colon == cfg->listen || (size_t)(colon - cfg->listen) >= hostlen) return false;
-	char *end = NULL;
-	errno = 0;
-	long p = strtol(colon + 1, &end, 10);
-	if(errno != 0 || end == colon + 1 || *end != '\0' || p < 1 || p > 65535) return false;
+	long p;
+	if(!mqs_parse_long(colon + 1, 1, 65535, &p)) return false;
 	memcpy(host, cfg->listen, (size_t)(colon - cfg->listen));
 	host[colon - cfg->listen] = '\0';
 	*port = (unsigned short)p;

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "util.h"
 
 struct syncd_pool {
 	pthread_mutex_t lock;
@@ -59,16 +60,9 @@ static PGconn *connect_db(const char *conninfo, syncd_pool_setup setup)
 
 PGconn *syncd_pool_get(struct syncd_pool *pool, int timeout_ms)
 {
-	struct timespec deadline;
+	struct timespec deadline = mqs_deadline_ms(timeout_ms);
 	PGconn *c;
 
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if(deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&pool->lock);
 	while(pool->nfree == 0) {
 		if(pthread_cond_timedwait(&pool->cond, &pool->lock, &deadline) == ETIMEDOUT && pool->nfree == 0) {

@@ -8,6 +8,7 @@
 
 #include "ids.h"
 #include "token.h"
+#include "util.h"
 
 static void test_ids(void **state)
 {
@@ -55,11 +56,41 @@ static void test_tokens(void **state)
 	assert_memory_equal(ha, abc, 32);
 }
 
+static void test_parse_long(void **state)
+{
+	long v = 7;
+
+	assert_true(mqs_parse_long("42", 0, 100, &v));
+	assert_int_equal(v, 42);
+	assert_true(mqs_parse_long("-5", -10, 10, &v));
+	assert_int_equal(v, -5);
+	v = 7;
+	assert_false(mqs_parse_long("", 0, 100, &v));
+	assert_false(mqs_parse_long("12abc", 0, 100, &v));
+	assert_false(mqs_parse_long("101", 0, 100, &v));
+	assert_false(mqs_parse_long("99999999999999999999", 0, 100, &v));
+	assert_false(mqs_parse_long(NULL, 0, 100, &v));
+	assert_int_equal(v, 7); /* unchanged on failure */
+}
+
+static void test_deadline(void **state)
+{
+	struct timespec now, d;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	d = mqs_deadline_ms(1500);
+	long long diff_ms = (long long)(d.tv_sec - now.tv_sec) * 1000 + (d.tv_nsec - now.tv_nsec) / 1000000;
+	assert_true(diff_ms >= 1499 && diff_ms <= 1600);
+	assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_ids),
 	        cmocka_unit_test(test_tokens),
+	        cmocka_unit_test(test_parse_long),
+	        cmocka_unit_test(test_deadline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,31 @@
+/* util: small helpers both programs need: strict integer parsing and condition-variable deadlines. */
+#include "util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+bool mqs_parse_long(const char *s, long min, long max, long *out)
+{
+	char *end = NULL;
+
+	if(s == NULL) return false;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if(errno != 0 || end == s || *end != '\0' || v < min || v > max) return false;
+	*out = v;
+	return true;
+}
+
+struct timespec mqs_deadline_ms(long timeout_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
+	if(ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
