@@ -396,6 +396,19 @@ static bool copy_rows(struct writer *w, struct mqs_msg **ms, size_t n)
 	return ok;
 }
 
+#define CID_KEY_MAX (MQS_ID_MAX + 1 + 64)
+
+/* Writes the map key "sender\0cid" into key (CID_KEY_MAX bytes); returns its length, 0 if either
+ * part is too long to be one of ours. */
+static size_t cid_key(char *key, const char *sender, const char *cid)
+{
+	size_t sl = strlen(sender), cl = strlen(cid);
+	if(sl > MQS_ID_MAX || cl > 64) return 0;
+	memcpy(key, sender, sl + 1);
+	memcpy(key + sl + 1, cid, cl);
+	return sl + 1 + cl;
+}
+
 /* ---- one batch, pipelined ------------------------------------------------------------------ */
 
 /* Reads one pipelined query's result and the NULL that ends it. NULL if the query failed or was
@@ -458,15 +471,13 @@ static int reserve_pipelined(struct writer *w, struct mqs_msg **ms, size_t n, si
 		int64_t e = be64(m->origin);
 		if(ep.a[0] == NULL || e != be64(ms[i - 1]->origin)) add_int(&ep, 0, e); /* one per run of an epoch */
 		if(m->cid[0] != '\0') {
-			char key[MQS_ID_MAX + 1 + 65];
-			size_t sl = strlen(m->sender), cl = strlen(m->cid);
-			memcpy(key, m->sender, sl + 1);
-			memcpy(key + sl + 1, m->cid, cl);
-			if(hmap_get(seen, key, sl + 1 + cl) != NULL) {
+			char key[CID_KEY_MAX];
+			size_t kl = cid_key(key, m->sender, m->cid);
+			if(hmap_get(seen, key, kl) != NULL) {
 				m->status = MSG_DUPLICATE; /* repeated within the batch */
 				continue;
 			}
-			if(!hmap_put(seen, key, sl + 1 + cl, m)) goto out;
+			if(!hmap_put(seen, key, kl, m)) goto out;
 			add(&cid, 0, m->sender, false);
 			add(&cid, 1, m->cid, true);
 		}
@@ -525,13 +536,9 @@ static int reserve_pipelined(struct writer *w, struct mqs_msg **ms, size_t n, si
 			}
 		}
 		for(int r = 0; r_cid != NULL && r < PQntuples(r_cid); r++) {
-			char key[MQS_ID_MAX + 1 + 65];
-			const char *snd = PQgetvalue(r_cid, r, 0), *c = PQgetvalue(r_cid, r, 1);
-			size_t sl = strlen(snd), cl = strlen(c);
-			if(sl > MQS_ID_MAX || cl > 64) continue;
-			memcpy(key, snd, sl + 1);
-			memcpy(key + sl + 1, c, cl);
-			struct mqs_msg *m = hmap_get(seen, key, sl + 1 + cl);
+			char key[CID_KEY_MAX];
+			size_t kl = cid_key(key, PQgetvalue(r_cid, r, 0), PQgetvalue(r_cid, r, 1));
+			struct mqs_msg *m = kl ? hmap_get(seen, key, kl) : NULL;
 			if(m != NULL && m->status == MSG_PENDING) {
 				m->status = MSG_DUPLICATE;
 				dups++;
