@@ -305,9 +305,9 @@ static bool encode_copy(struct writer *w, struct mqs_msg **ms, size_t n)
 	return true;
 }
 
-/* Appends s to a PostgreSQL array literal under construction. Ids and numbers are appended as
- * they are; quote=true double-quotes the element and escapes " and \ (for client-chosen cids). */
-static bool arr_add(char **arr, size_t *len, size_t *cap, const char *s, bool quote)
+/* Appends s to a PostgreSQL array literal under construction, double-quoted with " and \
+ * escaped: unquoted, an id such as "null" would be read as SQL NULL, and a cid may hold anything. */
+static bool arr_add(char **arr, size_t *len, size_t *cap, const char *s)
 {
 	size_t n = strlen(s);
 	size_t need = *len + 2 * n + 5;
@@ -321,12 +321,12 @@ static bool arr_add(char **arr, size_t *len, size_t *cap, const char *s, bool qu
 	}
 	(*arr)[*len] = *len == 0 ? '{' : ',';
 	(*len)++;
-	if(quote) (*arr)[(*len)++] = '"';
+	(*arr)[(*len)++] = '"';
 	for(size_t i = 0; i < n; i++) {
-		if(quote && (s[i] == '"' || s[i] == '\\')) (*arr)[(*len)++] = '\\';
+		if(s[i] == '"' || s[i] == '\\') (*arr)[(*len)++] = '\\';
 		(*arr)[(*len)++] = s[i];
 	}
-	if(quote) (*arr)[(*len)++] = '"';
+	(*arr)[(*len)++] = '"';
 	(*arr)[*len] = '}';
 	(*arr)[*len + 1] = '\0';
 	return true;
@@ -338,16 +338,16 @@ struct arrays {
 	bool ok;
 };
 
-static void add(struct arrays *x, int i, const char *s, bool quote)
+static void add(struct arrays *x, int i, const char *s)
 {
-	x->ok = x->ok && arr_add(&x->a[i], &x->len[i], &x->cap[i], s, quote);
+	x->ok = x->ok && arr_add(&x->a[i], &x->len[i], &x->cap[i], s);
 }
 
 static void add_int(struct arrays *x, int i, int64_t v)
 {
 	char num[24];
 	snprintf(num, sizeof(num), "%lld", (long long)v);
-	add(x, i, num, false);
+	add(x, i, num);
 }
 
 static void arrays_free(struct arrays *x)
@@ -478,8 +478,8 @@ static int reserve_pipelined(struct writer *w, struct mqs_msg **ms, size_t n, si
 				continue;
 			}
 			if(!hmap_put(seen, key, kl, m)) goto out;
-			add(&cid, 0, m->sender, false);
-			add(&cid, 1, m->cid, true);
+			add(&cid, 0, m->sender);
+			add(&cid, 1, m->cid);
 		}
 		struct batch_group *g = hmap_gets(groups, m->group);
 		if(g == NULL) {
@@ -495,7 +495,7 @@ static int reserve_pipelined(struct writer *w, struct mqs_msg **ms, size_t n, si
 		struct batch_group *g = ms[i]->status == MSG_PENDING ? hmap_gets(groups, ms[i]->group) : NULL;
 		if(g == NULL || g->next != 0) continue;
 		g->next = -1;
-		add(&grp, 0, ms[i]->group, false);
+		add(&grp, 0, ms[i]->group);
 		add_int(&grp, 1, g->n);
 	}
 	if(candidates == 0) {
@@ -679,8 +679,8 @@ static void receipt_to_arrays(const void *key, size_t keylen, void *value, void 
 	struct mqs_receipt *r = value;
 	(void)key;
 	(void)keylen;
-	add(x, 0, r->group, false);
-	add(x, 1, r->user, false);
+	add(x, 0, r->group);
+	add(x, 1, r->user);
 	add_int(x, 2, r->delivered);
 	add_int(x, 3, r->read);
 }
@@ -745,7 +745,7 @@ static void presence_to_arrays(const void *key, size_t keylen, void *value, void
 	struct mqs_presence *pr = value;
 	(void)key;
 	(void)keylen;
-	add(x, 0, pr->user, false);
+	add(x, 0, pr->user);
 	add_int(x, 1, pr->connections);
 }
 

@@ -129,6 +129,13 @@ void db_buf_add(struct db_buf *b, const char *s)
 	b->len += n;
 }
 
+void db_buf_add_id(struct db_buf *b, const char *id)
+{
+	db_buf_add(b, "\"");
+	db_buf_add(b, id);
+	db_buf_add(b, "\"");
+}
+
 void db_buf_addf(struct db_buf *b, const char *fmt, ...)
 {
 	char tmp[256];

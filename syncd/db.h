@@ -60,6 +60,9 @@ struct db_buf {
 	bool oom;
 };
 void db_buf_add(struct db_buf *b, const char *s);
+/* Appends an identifier as a double-quoted array element: unquoted, the valid ids "null"/"NULL"
+ * would be read as SQL NULL. id must not contain '"' or '\\' (ids are [A-Za-z0-9_-]). */
+void db_buf_add_id(struct db_buf *b, const char *id);
 void db_buf_addf(struct db_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Frees the buffer's memory (accepts an empty buffer). */
 void db_buf_free(struct db_buf *b);

@@ -117,7 +117,7 @@ unsigned groups_create(struct syncd_call *call, struct syncd_reply *reply)
 			goto done;
 		}
 		db_buf_add(&list, i ? "," : "");
-		db_buf_add(&list, uid);
+		db_buf_add_id(&list, uid);
 	}
 	db_buf_add(&list, "}");
 	if(list.oom) {
@@ -369,7 +369,7 @@ unsigned groups_presence(struct syncd_call *call, struct syncd_reply *reply)
 			memcpy(id, s, len);
 			id[len] = '\0';
 			db_buf_add(&list, n ? "," : "");
-			db_buf_add(&list, id);
+			db_buf_add_id(&list, id);
 			if(e == NULL) break;
 			s = e + 1;
 		}

@@ -169,7 +169,7 @@ unsigned messages_sync(struct syncd_call *call, struct syncd_reply *reply)
 			if(g->upto < g->last) has_more = true;
 			char n1[21], n2[21];
 			db_buf_add(&ids, nranges ? "," : "{");
-			db_buf_add(&ids, g->gid);
+			db_buf_add_id(&ids, g->gid);
 			db_buf_add(&los, nranges ? "," : "{");
 			db_buf_add(&los, db_i64(n1, g->pos));
 			db_buf_add(&his, nranges ? "," : "{");
@@ -360,7 +360,7 @@ unsigned messages_ack(struct syncd_call *call, struct syncd_reply *reply)
 				goto done;
 			}
 			db_buf_add(&gids, i ? "," : "");
-			db_buf_add(&gids, g);
+			db_buf_add_id(&gids, g);
 			db_buf_add(&seqs, i ? "," : "");
 			db_buf_add(&seqs, db_i64(num, s));
 		} else {
@@ -396,7 +396,7 @@ unsigned messages_ack(struct syncd_call *call, struct syncd_reply *reply)
 				goto done;
 			}
 			db_buf_add(&gids, r ? "," : "");
-			db_buf_add(&gids, PQgetvalue(res, r, 1));
+			db_buf_add_id(&gids, PQgetvalue(res, r, 1));
 			db_buf_add(&seqs, r ? "," : "");
 			db_buf_add(&seqs, PQgetvalue(res, r, 2));
 		}
