@@ -228,6 +228,18 @@ unsigned messages_sync(struct syncd_call *call, struct syncd_reply *reply)
 	for(int i = 0; i < ng; i++) {
 		if(gs[i].pos > gs[i].joined) next[nn++] = (struct synctoken_entry){synctoken_key(gs[i].gid), gs[i].pos};
 	}
+	/* A group left out (no progress) reads its join point from the token, unless its key collides
+	 * with one that is in: then it must be in too, so the merged entry holds the lower position
+	 * (a collision may re-deliver, never skip). */
+	synctoken_normalize(next, &nn);
+	size_t with_progress = nn;
+	for(int i = 0; i < ng; i++) {
+		int64_t ignored;
+		uint32_t k = synctoken_key(gs[i].gid);
+		if(gs[i].pos <= gs[i].joined && synctoken_find(next, with_progress, k, &ignored)) {
+			next[nn++] = (struct synctoken_entry){k, gs[i].pos};
+		}
+	}
 	synctoken_normalize(next, &nn);
 	next_s = synctoken_encode(next, nn);
 	if(next_s == NULL) {

@@ -4,7 +4,8 @@
  *   0x01, then for each group whose position is past the member's join point, sorted by key:
  *   key (4 bytes, big-endian FNV-1a 32 of the group id) + position (unsigned LEB128 varint).
  * A group the token does not mention is read from the member's join point. Two of a user's groups
- * whose keys collide share one entry holding the lower position: the device may then see a
+ * whose keys collide share one entry holding the lower position (a group without progress then
+ * gets an entry at its join point): the device may then see a
  * message twice, never miss one. */
 #ifndef MQS_SYNCD_SYNCTOKEN_H
 #define MQS_SYNCD_SYNCTOKEN_H
