@@ -88,6 +88,7 @@ struct request {
 	bool too_large;
 	bool suspended; /* held by the waiters registry right now */
 	bool ready;     /* routing, authentication and body parsing are done */
+	bool reauth;    /* resumed after being held: check the token again (it may have been revoked) */
 	struct timespec started;
 	size_t route; /* ROUTE_COUNT when unmatched */
 	char *pathbuf;
@@ -410,7 +411,20 @@ static enum MHD_Result dispatch(struct syncd *sd, struct request *req, struct MH
 				return send_reply(sd, req, conn, &reply);
 			}
 			req->ready = true;
+		} else if(req->reauth) {
+			/* A long-poll may be held for a minute: a token rotated or deleted meanwhile must not
+			 * be answered with messages (SPEC 5.5, within 1 s). The same user, or 401. */
+			char user[sizeof(req->user)];
+			snprintf(user, sizeof(user), "%s", req->user);
+			unsigned rc = authenticate(sd, req, conn, db, &reply);
+			if(rc == 0 && strcmp(user, req->user) != 0)
+				rc = syncd_error(&reply, 401, "unauthorized", "unknown or revoked token");
+			if(rc) {
+				syncd_pool_put(sd->pool, db, false);
+				return send_reply(sd, req, conn, &reply);
+			}
 		}
+		req->reauth = false;
 		struct syncd_call call = {
 		        .sd = sd,
 		        .db = db,
@@ -486,6 +500,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		/* Resumed by the waiters registry: a notification, the deadline, or shutdown. */
 		struct timespec now;
 		req->suspended = false;
+		req->reauth = req->auth == SYNCD_AUTH_USER;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		const struct timespec *d = &req->lp.w.deadline;
 		if(now.tv_sec > d->tv_sec || (now.tv_sec == d->tv_sec && now.tv_nsec >= d->tv_nsec))

@@ -43,8 +43,10 @@ struct syncd_pool *syncd_pool_new(const char *conninfo, int size, syncd_pool_set
 
 static PGconn *connect_db(const char *conninfo, syncd_pool_setup setup)
 {
-	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-	const char *vals[] = {conninfo, "3", "mqsyncd", NULL};
+	const char *keys[] = {"dbname",           "connect_timeout",  "application_name",
+	                      "keepalives",       "keepalives_idle",  "keepalives_interval",
+	                      "keepalives_count", "tcp_user_timeout", NULL};
+	const char *vals[] = {conninfo, "3", "mqsyncd", "1", "5", "2", "3", "10000", NULL};
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	if(PQstatus(c) != CONNECTION_OK) {
 		mqs_log(MQS_LOG_WARN, "database connection failed: %s", PQerrorMessage(c));

@@ -243,8 +243,11 @@ static void on_notify(struct waiters *ws, const char *channel, const char *paylo
 
 static PGconn *listen_connect(const char *conninfo)
 {
-	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-	const char *vals[] = {conninfo, "2", "mqsyncd-listen", NULL};
+	/* Keepalives: a silently dead peer must not leave held requests without wake-ups. */
+	const char *keys[] = {"dbname",           "connect_timeout",  "application_name",
+	                      "keepalives",       "keepalives_idle",  "keepalives_interval",
+	                      "keepalives_count", "tcp_user_timeout", NULL};
+	const char *vals[] = {conninfo, "2", "mqsyncd-listen", "1", "5", "2", "3", "10000", NULL};
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	if(PQstatus(c) != CONNECTION_OK) goto fail;
 	PGresult *r = PQexec(c, "LISTEN mqsync_msg; LISTEN mqsync_state");

@@ -53,6 +53,29 @@ def wait_for(pred, timeout=10.0):
 
 
 class LongPollTest(unittest.TestCase):
+    def test_held_request_with_revoked_token_gets_401(self):
+        with harness.Harness("syncd-lp-revoke") as h:
+            pg = h.postgres()
+            ta, tb = h.user_add("alice"), h.user_add("bob")
+            sd = h.syncd()
+            self.assertEqual(sd.request("POST", "/groups", {"id": "gr", "members": ["bob"]}, token=ta)[0], 201)
+            w = Waiter(sd, tb, "wait=30")
+            self.assertTrue(wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 1))
+            # Rotate bob's token while the request is held, then wake it with a message.
+            s, rotated, _ = sd.request("POST", "/users/bob/token", token=tb)
+            self.assertEqual(s, 201, rotated)
+            conn = pg.connect()
+            send(conn, "gr", "alice", ["after rotation"])
+            conn.close()
+            w.join(10)
+            self.assertIsNotNone(w.result)
+            status, body, _ = w.result
+            self.assertEqual(status, 401, body)
+            self.assertEqual(body["error"]["code"], "unauthorized")
+            # The new token gets the message.
+            s, page, _ = sd.request("GET", "/messages/sync", token=rotated["token"])
+            self.assertEqual(s, 200, page)
+            self.assertEqual([m["payload"] for m in page["messages"]], ["after rotation"])
     def test_wake_timeout_and_targeting(self):
         with harness.Harness("syncd-lp") as h:
             pg = h.postgres()
