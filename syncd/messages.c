@@ -271,7 +271,8 @@ static const char *const ack_entry_keys[] = {"group", "seq", NULL};
 
 /* Moves the caller's delivered cursors forward to the (group, seq) pairs in gids/seqs (array
  * literals), after checking membership and bounds. Sets the reply. */
-static unsigned ack_apply(struct syncd_call *call, struct syncd_reply *reply, const char *gids, const char *seqs)
+static unsigned ack_apply(struct syncd_call *call, struct syncd_reply *reply, const char *gids, const char *seqs,
+                          bool by_id)
 {
 	const char *p[3] = {call->user, gids, seqs};
 	unsigned rc;
@@ -289,7 +290,11 @@ static unsigned ack_apply(struct syncd_call *call, struct syncd_reply *reply, co
 	for(int i = 0; i < PQntuples(res); i++) {
 		const char *g = PQgetvalue(res, i, 0);
 		if(!db_bool(res, i, 3)) {
-			rc = syncd_error(reply, 403, "forbidden", "not a member of group '%s'", g);
+			/* By id, the caller may not know the group: do not name it. */
+			if(by_id)
+				rc = syncd_error(reply, 403, "forbidden", "ids: not a member of a message's group");
+			else
+				rc = syncd_error(reply, 403, "forbidden", "not a member of group '%s'", g);
 			PQclear(res);
 			return rc;
 		}
@@ -419,7 +424,7 @@ unsigned messages_ack(struct syncd_call *call, struct syncd_reply *reply)
 		rc = syncd_error(reply, 503, "unavailable", "out of memory");
 		goto done;
 	}
-	rc = ack_apply(call, reply, gids.s, seqs.s);
+	rc = ack_apply(call, reply, gids.s, seqs.s, !acks);
 done:
 	PQclear(res);
 	db_buf_free(&gids);
