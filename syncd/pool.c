@@ -2,6 +2,7 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,18 @@ struct syncd_pool {
 	int size;
 	int in_use;
 	int nfree;
-	PGconn **free_conns; /* NULL entries are slots not yet connected */
+	PGconn **free_conns;       /* NULL entries are slots not yet connected */
+	atomic_llong failed_at_ms; /* monotonic time of the last failed connect, 0 if none */
 };
+
+#define FAIL_FAST_MS 1000 /* after a failed connect, answer "unavailable" at once for this long */
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 struct syncd_pool *syncd_pool_new(const char *conninfo, int size, syncd_pool_setup setup)
 {
@@ -41,8 +52,11 @@ struct syncd_pool *syncd_pool_new(const char *conninfo, int size, syncd_pool_set
 	return pool;
 }
 
-static PGconn *connect_db(const char *conninfo, syncd_pool_setup setup)
+/* Opens and sets up one connection. NULL on failure, with *unreachable telling a server that could
+ * not be reached (slow: the connect timeout) from one that refused the setup (fast). */
+static PGconn *connect_db(const char *conninfo, syncd_pool_setup setup, bool *unreachable)
 {
+	*unreachable = false;
 	const char *keys[] = {"dbname",           "connect_timeout",  "application_name",
 	                      "keepalives",       "keepalives_idle",  "keepalives_interval",
 	                      "keepalives_count", "tcp_user_timeout", NULL};
@@ -51,6 +65,7 @@ static PGconn *connect_db(const char *conninfo, syncd_pool_setup setup)
 	if(PQstatus(c) != CONNECTION_OK) {
 		mqs_log(MQS_LOG_WARN, "database connection failed: %s", PQerrorMessage(c));
 		PQfinish(c);
+		*unreachable = true;
 		return NULL;
 	}
 	if(setup != NULL && !setup(c)) {
@@ -80,7 +95,16 @@ PGconn *syncd_pool_get(struct syncd_pool *pool, int timeout_ms)
 		PQfinish(c);
 		c = NULL;
 	}
-	if(c == NULL) c = connect_db(pool->conninfo, pool->setup);
+	if(c == NULL) {
+		/* The database was unreachable a moment ago: do not make every request wait out the
+		 * connect timeout (3 s) again; the caller answers 503 straight away. */
+		long long failed = atomic_load(&pool->failed_at_ms);
+		if(failed == 0 || now_ms() - failed >= FAIL_FAST_MS) {
+			bool unreachable;
+			c = connect_db(pool->conninfo, pool->setup, &unreachable);
+			atomic_store(&pool->failed_at_ms, unreachable ? now_ms() : 0);
+		}
+	}
 	if(c == NULL) {
 		/* Give the slot back empty so the next caller retries the connection. */
 		syncd_pool_put(pool, NULL, true);
