@@ -39,10 +39,9 @@ static void emit(struct listener *l, struct mqs_item *it)
 static void flush_out(struct listener *l)
 {
 	if(l->out == NULL) return;
-	mqs_queue_push(&l->p->to_broker, l->out);
+	mqs_to_broker(l->p, l->out);
 	l->out = NULL;
 	l->out_tail = &l->out;
-	mqs_wake_poke(&l->p->wake);
 }
 
 static PGresult *query(struct listener *l, const char *sql, int n, const char *const *params, int binary)

@@ -237,6 +237,9 @@ struct mqs_plugin {
 	int own_epoch_count;
 };
 
+/* Hands a chain of items to the broker thread and wakes its loop (any thread but the broker's). */
+void mqs_to_broker(struct mqs_plugin *p, struct mqs_item *chain);
+
 /* Queues a log line for the broker thread (any thread). */
 void mqs_bglog(struct mqs_plugin *p, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -128,6 +128,11 @@ void mqs_bglog(struct mqs_plugin *p, int level, const char *fmt, ...)
 	l->hdr.kind = ITEM_LOG;
 	l->level = level;
 	memcpy(l->text, buf, (size_t)n + 1);
-	mqs_queue_push(&p->to_broker, &l->hdr);
+	mqs_to_broker(p, &l->hdr);
+}
+
+void mqs_to_broker(struct mqs_plugin *p, struct mqs_item *chain)
+{
+	mqs_queue_push(&p->to_broker, chain);
 	mqs_wake_poke(&p->wake);
 }

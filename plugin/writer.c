@@ -666,8 +666,7 @@ static void flush_msgs(struct writer *w)
 		if(w->msg_head == NULL) w->msg_tail = NULL;
 		last->next = NULL;
 		w->nmsgs -= n;
-		mqs_queue_push(&w->p->to_broker, head);
-		mqs_wake_poke(&w->p->wake);
+		mqs_to_broker(w->p, head);
 	}
 }
 
@@ -733,10 +732,7 @@ static void flush_receipts(struct writer *w)
 	/* What is left matched no membership (removed meanwhile): nothing to broadcast. */
 	hmap_free(w->receipts);
 	w->receipts = hmap_new(item_free_cb);
-	if(head != NULL) {
-		mqs_queue_push(&w->p->to_broker, head);
-		mqs_wake_poke(&w->p->wake);
-	}
+	if(head != NULL) mqs_to_broker(w->p, head);
 }
 
 static void presence_to_arrays(const void *key, size_t keylen, void *value, void *arg)
