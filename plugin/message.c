@@ -317,6 +317,15 @@ void mqs_drain(struct mqs_plugin *p)
 				struct mqs_group *g = mqs_group_get(p, m->group);
 				if(g != NULL && m->seq > g->last_seq) g->last_seq = m->seq;
 				deliver(p, m);
+			} else if(m->status == MSG_DUPLICATE && m->cid[0] != '\0' &&
+			          memcmp(m->origin, p->epoch, 8) == 0) {
+				/* A client resend (not a spool replay): stored once already. cids are unique per
+				 * sender across all groups, so a client reusing them per group sees this. */
+				mosquitto_log_printf(
+				        MOSQ_LOG_INFO,
+				        "mqsync: publish from '%s' to group '%s' with cid '%s' is a duplicate: "
+				        "stored once already",
+				        m->sender, m->group, m->cid);
 			} else if(m->status == MSG_NO_GROUP) {
 				mosquitto_log_printf(MOSQ_LOG_WARNING,
 				                     "mqsync: message from '%s' dropped: group '%s' was deleted",

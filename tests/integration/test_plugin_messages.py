@@ -86,6 +86,7 @@ class PluginMessagesTest(unittest.TestCase):
         self.assertEqual(len(got), 1, "delivered once")
         self.assertEqual(got[0].props["cid"], cid)
         self.assertEqual(self.pg.psql("SELECT count(*) FROM messages WHERE cid = '%s'" % cid), "1")
+        self.assertTrue(self.m.wait_log("with cid '%s' is a duplicate" % cid))
         a = self.raw("alice")
         self.assertEqual(a.publish("groups/g1/messages", b"x", qos=1, user_props=[("cid", "c" * 65)]), NOT_AUTHORIZED)
         a.close()
