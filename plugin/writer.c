@@ -27,12 +27,10 @@ struct writer {
 	struct mqs_item *msg_head, *msg_tail;
 	size_t nmsgs;
 	struct mqs_msg **batch; /* batch_max slots, reused */
+	struct mqs_msg **cand;  /* batch_max slots: the batch's messages sent to the database, by ord */
 	struct hmap *receipts;  /* "gid\0uid" -> struct mqs_receipt *, coalesced */
 	struct hmap *presence;  /* uid -> struct mqs_presence *, latest count */
 	bool heartbeat;
-	/* COPY buffer, reused */
-	uint8_t *buf;
-	size_t buflen, bufcap;
 };
 
 static bool prepare_all(struct writer *w);
@@ -96,16 +94,6 @@ static void absorb(struct writer *w, struct mqs_item *it)
 		}
 		it = next;
 	}
-}
-
-static bool exec_ok(struct writer *w, const char *sql, const char *what)
-{
-	PGresult *res = PQexec(w->conn, sql);
-	ExecStatusType st = PQresultStatus(res);
-	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-	if(!ok) log_error(w, what, PQresultErrorMessage(res));
-	PQclear(res);
-	return ok;
 }
 
 static int64_t mono_ms(void)
@@ -194,17 +182,30 @@ static const struct {
 	const char *name;
 	const char *sql;
 } prepared[] = {
-        /* Replay dedupe: the highest counter committed per epoch (docs/schema.md, spool_progress). */
-        {"progress", "SELECT epoch, upto FROM spool_progress WHERE epoch = ANY($1::int8[])"},
-        /* Client resend dedupe, only for messages that carry a cid. */
-        {"cids", "SELECT m.sender, m.cid FROM messages m JOIN unnest($1::text[], $2::text[]) AS c(s, k)"
-                 " ON m.sender = c.s AND m.cid = c.k"},
         /* Row locks in id order: concurrent writers cannot deadlock, and hold them to commit. */
         {"lock", "SELECT id FROM groups WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE"},
-        {"bump", "UPDATE groups g SET last_seq = g.last_seq + c.n FROM unnest($1::text[], $2::int8[]) AS c(id, n)"
-                 " WHERE g.id = c.id RETURNING g.id, g.last_seq - c.n,"
-                 " to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"},
-        {"ids", "SELECT nextval('messages_id_seq') FROM generate_series(1, $1::int4)"},
+        /* One batch in one statement. m: the batch, in order (ord). f: what is not stored yet —
+         * replays at or below their epoch's spool_progress.upto, and client resends whose
+         * (sender, cid) is stored, are dropped. b: each group's seqs reserved under its row lock.
+         * n: the rows numbered base+1... in batch order. The result maps ord to id/seq/ts. */
+        {"ingest",
+         "WITH m AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int2[], $5::text[], $6::int8[],"
+         "                                $7::int8[]) WITH ORDINALITY AS t(grp, sender, payload, qos, cid, epoch, ctr, "
+         "ord)),"
+         " f AS (SELECT m.* FROM m"
+         "       WHERE NOT EXISTS (SELECT 1 FROM spool_progress p WHERE p.epoch = m.epoch AND p.upto >= m.ctr)"
+         "         AND (m.cid IS NULL OR NOT EXISTS (SELECT 1 FROM messages x WHERE x.sender = m.sender"
+         "                                                                      AND x.cid = m.cid))),"
+         " b AS (UPDATE groups g SET last_seq = g.last_seq + c.n"
+         "       FROM (SELECT grp, count(*) AS n FROM f GROUP BY grp) c WHERE g.id = c.grp"
+         "       RETURNING g.id, g.last_seq - c.n AS base),"
+         " n AS (SELECT f.*, b.base + row_number() OVER (PARTITION BY f.grp ORDER BY f.ord) AS seq"
+         "       FROM f JOIN b ON b.id = f.grp),"
+         " i AS (INSERT INTO messages (group_id, seq, sender, payload, qos, cid, origin_epoch)"
+         "       SELECT grp, seq, sender, payload, qos, cid, epoch FROM n"
+         "       RETURNING id, group_id, seq,"
+         "       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS ts)"
+         " SELECT n.ord, i.id, i.seq, i.ts FROM i JOIN n ON n.grp = i.group_id AND n.seq = i.seq"},
         {"upto", "INSERT INTO spool_progress (epoch, upto, node) SELECT e, u, $3 FROM unnest($1::int8[], $2::int8[])"
                  " AS t(e, u) ON CONFLICT (epoch) DO UPDATE"
                  " SET upto = greatest(spool_progress.upto, EXCLUDED.upto), updated_at = now()"},
@@ -222,87 +223,11 @@ static bool prepare_all(struct writer *w)
 	return true;
 }
 
-static bool buf_reserve(struct writer *w, size_t more)
-{
-	if(w->buflen + more <= w->bufcap) return true;
-	size_t cap = w->bufcap ? w->bufcap : 65536;
-	while(cap < w->buflen + more) cap *= 2;
-	uint8_t *b = realloc(w->buf, cap);
-	if(b == NULL) return false;
-	w->buf = b;
-	w->bufcap = cap;
-	return true;
-}
-
-static void put16(struct writer *w, int16_t v)
-{
-	uint16_t n = htons((uint16_t)v);
-	memcpy(w->buf + w->buflen, &n, 2);
-	w->buflen += 2;
-}
-
-static void put32(struct writer *w, int32_t v)
-{
-	uint32_t n = htonl((uint32_t)v);
-	memcpy(w->buf + w->buflen, &n, 4);
-	w->buflen += 4;
-}
-
-static void put64(struct writer *w, int64_t v)
-{
-	put32(w, (int32_t)((uint64_t)v >> 32));
-	put32(w, (int32_t)((uint64_t)v & 0xffffffffu));
-}
-
-static void put_field(struct writer *w, const void *data, size_t len)
-{
-	put32(w, (int32_t)len);
-	memcpy(w->buf + w->buflen, data, len);
-	w->buflen += len;
-}
-
 static int64_t be64(const uint8_t *b)
 {
 	uint64_t v = 0;
 	for(int i = 0; i < 8; i++) v = (v << 8) | b[i];
 	return (int64_t)v;
-}
-
-/* Encodes the stored messages of ms[0..n) as a binary COPY stream for messages. */
-static bool encode_copy(struct writer *w, struct mqs_msg **ms, size_t n)
-{
-	static const uint8_t header[] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n',
-	                                 0,   0,   0,   0,   0,   0,   0,    0,    0};
-
-	w->buflen = 0;
-	if(!buf_reserve(w, sizeof(header) + 2)) return false;
-	memcpy(w->buf, header, sizeof(header));
-	w->buflen = sizeof(header);
-	for(size_t i = 0; i < n; i++) {
-		struct mqs_msg *m = ms[i];
-		if(m->status != MSG_STORED) continue;
-		size_t gl = strlen(m->group), sl = strlen(m->sender), cl = strlen(m->cid);
-		if(!buf_reserve(w, 2 + 8 * 4 + 8 + gl + 8 + sl + m->payload_len + 2 + cl + 8)) return false;
-		put16(w, 8);
-		put32(w, 8);
-		put64(w, m->id);
-		put_field(w, m->group, gl);
-		put32(w, 8);
-		put64(w, m->seq);
-		put_field(w, m->sender, sl);
-		put_field(w, m->payload, m->payload_len);
-		put32(w, 2);
-		put16(w, m->qos);
-		if(cl > 0)
-			put_field(w, m->cid, cl);
-		else
-			put32(w, -1);
-		put32(w, 8);
-		put64(w, be64(m->origin));
-	}
-	if(!buf_reserve(w, 2)) return false;
-	put16(w, -1);
-	return true;
 }
 
 /* Appends s to a PostgreSQL array literal under construction, double-quoted with " and \
@@ -357,45 +282,6 @@ static void arrays_free(struct arrays *x)
 	x->ok = true;
 }
 
-struct batch_group {
-	int64_t n;    /* messages to store */
-	int64_t next; /* next seq to hand out */
-	bool exists;
-};
-
-static void free_ptr(void *v)
-{
-	free(v);
-}
-
-static bool copy_rows(struct writer *w, struct mqs_msg **ms, size_t n)
-{
-	PGresult *res;
-
-	if(!encode_copy(w, ms, n)) {
-		log_error(w, "cannot store messages", "out of memory encoding a batch");
-		return false;
-	}
-	res = PQexec(w->conn, "COPY messages (id, group_id, seq, sender, payload, qos, cid, origin_epoch)"
-	                      " FROM STDIN (FORMAT binary)");
-	bool ok = PQresultStatus(res) == PGRES_COPY_IN;
-	if(!ok) log_error(w, "cannot store messages", PQresultErrorMessage(res));
-	PQclear(res);
-	if(!ok) return false;
-	if(PQputCopyData(w->conn, (const char *)w->buf, (int)w->buflen) != 1 || PQputCopyEnd(w->conn, NULL) != 1) {
-		log_error(w, "cannot store messages", PQerrorMessage(w->conn));
-		return false;
-	}
-	while((res = PQgetResult(w->conn)) != NULL) {
-		if(PQresultStatus(res) != PGRES_COMMAND_OK) {
-			log_error(w, "cannot store messages", PQresultErrorMessage(res));
-			ok = false;
-		}
-		PQclear(res);
-	}
-	return ok;
-}
-
 #define CID_KEY_MAX (MQS_ID_MAX + 1 + 64)
 
 /* Writes the map key "sender\0cid" into key (CID_KEY_MAX bytes); returns its length, 0 if either
@@ -447,29 +333,108 @@ static bool send_prepared(struct writer *w, const char *name, int n, const char 
 	return PQsendQueryPrepared(w->conn, name, n, params, NULL, NULL, 0) == 1;
 }
 
-/* One round trip for BEGIN, the replay and resend checks, the group locks, the seq reservation and
- * the ids of the messages still MSG_PENDING, assuming (as is almost always true) that none of them
- * is a duplicate. Returns 1 when the batch is ready to COPY (statuses, seqs, ids, ts set); -1 when
- * duplicates turned up: they are marked MSG_DUPLICATE and the transaction rolled back, so the
- * caller calls again for the rest; 2 when nothing is left to store (no transaction open); 0 on
- * failure. Duplicates are replays already committed (counter <= spool_progress.upto of their
- * epoch) and client resends ((sender, cid) stored, or repeated earlier in the batch). */
-static int reserve_pipelined(struct writer *w, struct mqs_msg **ms, size_t n, size_t *stored)
-{
-	struct arrays ep = {.ok = true}, cid = {.ok = true}, grp = {.ok = true};
-	struct hmap *groups = hmap_new(free_ptr), *seen = hmap_new(NULL);
-	char count[24];
-	int rc = 0, dups = 0;
-	bool piped = false;
-	size_t candidates = 0;
+/* A binary array parameter (PostgreSQL's array send format: one dimension, lower bound 1): a
+ * 20-byte header, then per element a 4-byte length (-1 for NULL) and the bytes. */
+struct barr {
+	uint8_t *b;
+	size_t len, cap;
+	int32_t count;
+	bool has_null;
+	uint32_t oid;
+	bool ok;
+};
 
-	*stored = 0;
-	if(groups == NULL || seen == NULL) goto out;
+#define OID_BYTEA 17
+#define OID_INT8  20
+#define OID_INT2  21
+#define OID_TEXT  25
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static void barr_init(struct barr *a, uint32_t oid)
+{
+	memset(a, 0, sizeof(*a));
+	a->oid = oid;
+	a->ok = true;
+	a->len = 20; /* header, written by barr_finish */
+}
+
+/* Appends one element (data NULL: a NULL element). */
+static void barr_put(struct barr *a, const void *data, size_t n)
+{
+	if(!a->ok) return;
+	if(a->len + 4 + n > a->cap) {
+		size_t cap = a->cap ? a->cap : 4096;
+		while(cap < a->len + 4 + n) cap *= 2;
+		uint8_t *b = realloc(a->b, cap);
+		if(b == NULL) {
+			a->ok = false;
+			return;
+		}
+		a->b = b;
+		a->cap = cap;
+	}
+	put_be32(a->b + a->len, data ? (uint32_t)n : 0xffffffffu);
+	a->len += 4;
+	if(data) memcpy(a->b + a->len, data, n);
+	if(data)
+		a->len += n;
+	else
+		a->has_null = true;
+	a->count++;
+}
+
+static void barr_put_int(struct barr *a, int64_t v, size_t width)
+{
+	uint8_t b[8];
+	for(size_t i = 0; i < width; i++) b[i] = (uint8_t)((uint64_t)v >> (8 * (width - 1 - i)));
+	barr_put(a, b, width);
+}
+
+/* Writes the header. False if an allocation failed. */
+static bool barr_finish(struct barr *a)
+{
+	if(!a->ok || (a->b == NULL && (a->b = malloc(20)) == NULL)) return false;
+	put_be32(a->b, 1);
+	put_be32(a->b + 4, a->has_null ? 1 : 0);
+	put_be32(a->b + 8, a->oid);
+	put_be32(a->b + 12, (uint32_t)a->count);
+	put_be32(a->b + 16, 1);
+	return true;
+}
+
+/* Stores ms[0..n) in one transaction, in one round trip: BEGIN, the group locks, the ingest
+ * statement, the spool_progress update and COMMIT are pipelined. Sets each status: stored (with
+ * id, seq, ts), duplicate (a replay already committed, or a client resend of a stored (sender,
+ * cid), or repeated within the batch) or no group. False if nothing was committed: the messages
+ * stay pending and are retried; a retry after an unknown commit outcome finds them through
+ * spool_progress. */
+static bool store_batch(struct writer *w, struct mqs_msg **ms, size_t n)
+{
+	struct barr col[7];
+	static const uint32_t oids[7] = {OID_TEXT, OID_TEXT, OID_BYTEA, OID_INT2, OID_TEXT, OID_INT8, OID_INT8};
+	struct arrays grp = {.ok = true}, upto = {.ok = true};
+	struct hmap *seen = hmap_new(NULL), *groups = hmap_new(NULL);
+	PGresult *r_begin = NULL, *r_lock = NULL, *r_ingest = NULL, *r_upto = NULL, *r_commit = NULL;
+	size_t ncand = 0;
+	bool ok = false, piped = false;
+
+	for(int c = 0; c < 7; c++) barr_init(&col[c], oids[c]);
+	if(seen == NULL || groups == NULL) goto out;
 	for(size_t i = 0; i < n; i++) {
 		struct mqs_msg *m = ms[i];
-		if(m->status != MSG_PENDING) continue;
-		int64_t e = be64(m->origin);
-		if(ep.a[0] == NULL || e != be64(ms[i - 1]->origin)) add_int(&ep, 0, e); /* one per run of an epoch */
+		m->status = MSG_PENDING;
+		/* spool_progress: the highest counter of each epoch run (counters rise within a run). */
+		if(i + 1 == n || be64(ms[i + 1]->origin) != be64(m->origin)) {
+			add_int(&upto, 0, be64(m->origin));
+			add_int(&upto, 1, be64(m->origin + 8));
+		}
 		if(m->cid[0] != '\0') {
 			char key[CID_KEY_MAX];
 			size_t kl = cid_key(key, m->sender, m->cid);
@@ -478,171 +443,89 @@ static int reserve_pipelined(struct writer *w, struct mqs_msg **ms, size_t n, si
 				continue;
 			}
 			if(!hmap_put(seen, key, kl, m)) goto out;
-			add(&cid, 0, m->sender);
-			add(&cid, 1, m->cid);
 		}
-		struct batch_group *g = hmap_gets(groups, m->group);
-		if(g == NULL) {
-			if((g = calloc(1, sizeof(*g))) == NULL || !hmap_puts(groups, m->group, g)) {
-				free(g);
-				goto out;
-			}
+		if(hmap_gets(groups, m->group) == NULL) {
+			if(!hmap_puts(groups, m->group, m)) goto out;
+			add(&grp, 0, m->group);
 		}
-		g->n++;
-		candidates++;
+		w->cand[ncand++] = m; /* ord = ncand */
+		barr_put(&col[0], m->group, strlen(m->group));
+		barr_put(&col[1], m->sender, strlen(m->sender));
+		barr_put(&col[2], m->payload, m->payload_len);
+		barr_put_int(&col[3], m->qos, 2);
+		barr_put(&col[4], m->cid[0] ? m->cid : NULL, strlen(m->cid));
+		barr_put_int(&col[5], be64(m->origin), 8);
+		barr_put_int(&col[6], be64(m->origin + 8), 8);
 	}
-	for(size_t i = 0; i < n; i++) { /* groups with their counts, in first-seen order */
-		struct batch_group *g = ms[i]->status == MSG_PENDING ? hmap_gets(groups, ms[i]->group) : NULL;
-		if(g == NULL || g->next != 0) continue;
-		g->next = -1;
-		add(&grp, 0, ms[i]->group);
-		add_int(&grp, 1, g->n);
+	for(int c = 0; c < 7; c++) {
+		if(!barr_finish(&col[c])) goto out;
 	}
-	if(candidates == 0) {
-		rc = 2;
-		goto out;
-	}
-	if(!ep.ok || !cid.ok || !grp.ok) goto out;
-	snprintf(count, sizeof(count), "%zu", candidates);
+	if(!grp.ok || !upto.ok) goto out;
 
-	const char *p_ep[1] = {ep.a[0]}, *p_cid[2] = {cid.a[0], cid.a[1]}, *p_lock[1] = {grp.a[0]};
-	const char *p_bump[2] = {grp.a[0], grp.a[1]}, *p_ids[1] = {count};
+	const char *vals[7];
+	int lens[7], fmts[7];
+	for(int c = 0; c < 7; c++) {
+		vals[c] = (const char *)col[c].b;
+		lens[c] = (int)col[c].len;
+		fmts[c] = 1;
+	}
+	const char *p_lock[1] = {grp.a[0]}, *p_upto[3] = {upto.a[0], upto.a[1], w->p->cfg.node};
 	if(PQenterPipelineMode(w->conn) != 1) goto out;
 	piped = true;
 	if(PQsendQueryParams(w->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
-	   !send_prepared(w, "progress", 1, p_ep) || (cid.a[0] != NULL && !send_prepared(w, "cids", 2, p_cid)) ||
-	   !send_prepared(w, "lock", 1, p_lock) || !send_prepared(w, "bump", 2, p_bump) ||
-	   !send_prepared(w, "ids", 1, p_ids) || PQpipelineSync(w->conn) != 1) {
+	   !send_prepared(w, "lock", 1, p_lock) ||
+	   PQsendQueryPrepared(w->conn, "ingest", 7, vals, lens, fmts, 0) != 1 ||
+	   !send_prepared(w, "upto", 3, p_upto) ||
+	   PQsendQueryParams(w->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1 || PQpipelineSync(w->conn) != 1) {
 		log_error(w, "cannot store messages", PQerrorMessage(w->conn));
 		goto out;
 	}
-	PGresult *r_begin = pipe_result(w, PGRES_COMMAND_OK);
-	PGresult *r_prog = pipe_result(w, PGRES_TUPLES_OK);
-	PGresult *r_cid = cid.a[0] != NULL ? pipe_result(w, PGRES_TUPLES_OK) : NULL;
-	PGresult *r_lock = pipe_result(w, PGRES_TUPLES_OK);
-	PGresult *r_bump = pipe_result(w, PGRES_TUPLES_OK);
-	PGresult *r_ids = pipe_result(w, PGRES_TUPLES_OK);
-	bool all = r_begin && r_prog && (cid.a[0] == NULL || r_cid) && r_lock && r_bump && r_ids;
-	if(all) {
-		for(int r = 0; r < PQntuples(r_prog); r++) {
-			int64_t e = strtoll(PQgetvalue(r_prog, r, 0), NULL, 10);
-			int64_t upto = strtoll(PQgetvalue(r_prog, r, 1), NULL, 10);
-			for(size_t i = 0; i < n; i++) {
-				struct mqs_msg *m = ms[i];
-				if(m->status == MSG_PENDING && be64(m->origin) == e && be64(m->origin + 8) <= upto) {
-					m->status = MSG_DUPLICATE;
-					dups++;
-				}
-			}
-		}
-		for(int r = 0; r_cid != NULL && r < PQntuples(r_cid); r++) {
-			char key[CID_KEY_MAX];
-			size_t kl = cid_key(key, PQgetvalue(r_cid, r, 0), PQgetvalue(r_cid, r, 1));
-			struct mqs_msg *m = kl ? hmap_get(seen, key, kl) : NULL;
-			if(m != NULL && m->status == MSG_PENDING) {
-				m->status = MSG_DUPLICATE;
-				dups++;
-			}
-		}
-	}
-	if(all && dups == 0) {
-		char ts[32] = "";
-		for(int r = 0; r < PQntuples(r_bump); r++) {
-			struct batch_group *g = hmap_gets(groups, PQgetvalue(r_bump, r, 0));
-			if(g == NULL) continue;
-			g->exists = true;
-			g->next = strtoll(PQgetvalue(r_bump, r, 1), NULL, 10) + 1;
-			snprintf(ts, sizeof(ts), "%s", PQgetvalue(r_bump, r, 2));
-		}
-		int id = 0;
-		for(size_t i = 0; i < n; i++) {
-			struct mqs_msg *m = ms[i];
-			if(m->status != MSG_PENDING) continue;
-			struct batch_group *g = hmap_gets(groups, m->group);
-			if(g == NULL || !g->exists) {
-				m->status = MSG_NO_GROUP;
-				continue;
-			}
-			m->status = MSG_STORED;
-			m->seq = g->next++;
-			m->id = strtoll(PQgetvalue(r_ids, id++, 0), NULL, 10); /* unused ids just leave gaps */
-			memcpy(m->ts, ts, sizeof(m->ts));
-			(*stored)++;
-		}
-	}
-	PQclear(r_begin);
-	PQclear(r_prog);
-	PQclear(r_cid);
-	PQclear(r_lock);
-	PQclear(r_bump);
-	PQclear(r_ids);
+	r_begin = pipe_result(w, PGRES_COMMAND_OK);
+	r_lock = pipe_result(w, PGRES_TUPLES_OK);
+	r_ingest = pipe_result(w, PGRES_TUPLES_OK);
+	r_upto = pipe_result(w, PGRES_COMMAND_OK);
+	r_commit = pipe_result(w, PGRES_COMMAND_OK);
 	piped = false;
-	if(!pipe_finish(w) || !all) goto out;
-	if(dups > 0) {
-		/* Rare (a replay, a resend): undo the optimistic reservation; the duplicates stay marked
-		 * and the caller reserves again for the rest. */
-		rc = exec_ok(w, "ROLLBACK", "cannot roll back") ? -1 : 0;
-		goto out;
+	if(!pipe_finish(w) || !r_begin || !r_lock || !r_ingest || !r_upto || !r_commit) goto out;
+
+	/* Committed. Returned rows are stored; the other candidates are duplicates, or their group is
+	 * gone (it was not locked). */
+	for(int r = 0; r < PQntuples(r_ingest); r++) {
+		long ord = strtol(PQgetvalue(r_ingest, r, 0), NULL, 10);
+		if(ord < 1 || (size_t)ord > ncand) continue;
+		struct mqs_msg *m = w->cand[ord - 1];
+		m->status = MSG_STORED;
+		m->id = strtoll(PQgetvalue(r_ingest, r, 1), NULL, 10);
+		m->seq = strtoll(PQgetvalue(r_ingest, r, 2), NULL, 10);
+		snprintf(m->ts, sizeof(m->ts), "%s", PQgetvalue(r_ingest, r, 3));
 	}
-	rc = 1;
+	hmap_free(groups);
+	groups = hmap_new(NULL);
+	for(int r = 0; groups != NULL && r < PQntuples(r_lock); r++) hmap_puts(groups, PQgetvalue(r_lock, r, 0), w);
+	for(size_t k = 0; k < ncand; k++) {
+		struct mqs_msg *m = w->cand[k];
+		if(m->status == MSG_PENDING)
+			m->status =
+			        groups != NULL && hmap_gets(groups, m->group) == NULL ? MSG_NO_GROUP : MSG_DUPLICATE;
+	}
+	ok = true;
 out:
 	if(piped) pipe_finish(w);
-	arrays_free(&ep);
-	arrays_free(&cid);
+	PQclear(r_begin);
+	PQclear(r_lock);
+	PQclear(r_ingest);
+	PQclear(r_upto);
+	PQclear(r_commit);
+	for(int c = 0; c < 7; c++) free(col[c].b);
 	arrays_free(&grp);
-	hmap_free(groups);
+	arrays_free(&upto);
 	hmap_free(seen);
-	return rc;
-}
-
-/* upto and COMMIT in one round trip. */
-static bool finish_pipelined(struct writer *w, struct mqs_msg **ms, size_t n)
-{
-	struct arrays x = {.ok = true};
-	for(size_t i = 0; i < n; i++) {
-		int64_t e = be64(ms[i]->origin);
-		if(i + 1 < n && be64(ms[i + 1]->origin) == e) continue;
-		add_int(&x, 0, e);
-		add_int(&x, 1, be64(ms[i]->origin + 8));
+	hmap_free(groups);
+	if(!ok) {
+		for(size_t i = 0; i < n; i++) ms[i]->status = MSG_PENDING;
+		recover(w);
 	}
-	const char *params[3] = {x.a[0], x.a[1], w->p->cfg.node};
-	bool ok = x.ok && PQenterPipelineMode(w->conn) == 1;
-	if(ok) {
-		ok = send_prepared(w, "upto", 3, params) &&
-		     PQsendQueryParams(w->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
-		     PQpipelineSync(w->conn) == 1;
-		PGresult *r1 = ok ? pipe_result(w, PGRES_COMMAND_OK) : NULL;
-		PGresult *r2 = ok ? pipe_result(w, PGRES_COMMAND_OK) : NULL;
-		ok = ok && r1 != NULL && r2 != NULL;
-		PQclear(r1);
-		PQclear(r2);
-		ok = pipe_finish(w) && ok;
-	}
-	arrays_free(&x);
 	return ok;
-}
-
-/* Stores ms[0..n) in one transaction and sets each status. False if nothing was committed (the
- * messages stay pending and are retried; a retry after an unknown commit outcome finds them
- * through spool_progress). */
-static bool store_batch(struct writer *w, struct mqs_msg **ms, size_t n)
-{
-	size_t stored = 0;
-
-	for(size_t i = 0; i < n; i++) ms[i]->status = MSG_PENDING;
-	/* Each -1 marks at least one duplicate, so this ends within n + 1 rounds; usually one. */
-	for(size_t round = 0; round <= n; round++) {
-		int rc = reserve_pipelined(w, ms, n, &stored);
-		if(rc == 2) return true; /* everything was a duplicate: nothing to write */
-		if(rc == 0) break;
-		if(rc == -1) continue;
-		if(stored > 0 && !copy_rows(w, ms, n)) break;
-		if(!finish_pipelined(w, ms, n)) break;
-		return true;
-	}
-	for(size_t i = 0; i < n; i++) ms[i]->status = MSG_PENDING;
-	recover(w);
-	return false;
 }
 
 /* Stores pending messages batch by batch, oldest first; committed ones go back to the broker
@@ -797,7 +680,8 @@ void *mqs_writer_main(void *arg)
 	w.receipts = hmap_new(item_free_cb);
 	w.presence = hmap_new(item_free_cb);
 	w.batch = calloc((size_t)p->cfg.batch_max, sizeof(*w.batch));
-	if(w.receipts == NULL || w.presence == NULL || w.batch == NULL) {
+	w.cand = calloc((size_t)p->cfg.batch_max, sizeof(*w.cand));
+	if(w.receipts == NULL || w.presence == NULL || w.batch == NULL || w.cand == NULL) {
 		mqs_bglog(p, MOSQ_LOG_ERR, "writer: out of memory; messages stay in the spool");
 		goto out;
 	}
@@ -838,9 +722,9 @@ out:
 		w.msg_head = next;
 	}
 	free(w.batch);
+	free(w.cand);
 	hmap_free(w.receipts);
 	hmap_free(w.presence);
-	free(w.buf);
 	if(w.conn != NULL) PQfinish(w.conn);
 	return NULL;
 }
