@@ -1,6 +1,6 @@
-/* writer: the database writer thread. Stores spooled messages in batches (one transaction, binary
- * COPY into a staging table, per-group seq assigned under the group's row lock), applies receipts
- * and presence, reconnects with backoff, and hands every result back to the broker thread.
+/* writer: the database writer thread. Stores spooled messages in batches (one transaction and one
+ * pipelined round trip per batch, per-group seq assigned under the group's row lock), applies
+ * receipts and presence, reconnects with backoff, and hands every result back to the broker thread.
  * Touches only libpq, its own state and the queues (never the broker API). */
 #include <arpa/inet.h>
 #include <libpq-fe.h>

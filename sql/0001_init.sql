@@ -44,8 +44,8 @@ CREATE TABLE memberships (
 );
 CREATE INDEX memberships_user_idx ON memberships (user_id);
 
--- Messages are stored once. Brokers COPY rows in with ids they took from the identity sequence
--- and seqs they assigned under the group's row lock. origin_epoch is the spool epoch of the broker
+-- Messages are stored once. Brokers insert them in batches, numbering each group's rows under the
+-- group's row lock (docs/schema.md). origin_epoch is the spool epoch of the broker
 -- process that accepted the message (NULL when written by anything else): brokers use it to tell
 -- their own messages from other brokers'. (sender, cid) deduplicates client resends. There is no
 -- foreign key to groups (writers hold the group's row lock; a per-row check would cost ~20% of
