@@ -11,9 +11,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "pg.h"
 #include "plugin.h"
 
-#define TS_SQL           "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 #define REMOTE_FETCH_MAX 1000 /* per notification; beyond that, clients catch up by sync */
 #define MQS_STR2(x)      #x
 #define MQS_STR(x)       MQS_STR2(x)
@@ -53,14 +53,6 @@ static PGresult *query(struct listener *l, const char *sql, int n, const char *c
 		return NULL;
 	}
 	return res;
-}
-
-static int64_t get_int8(const char *v)
-{
-	uint32_t hi, lo;
-	memcpy(&hi, v, 4);
-	memcpy(&lo, v + 4, 4);
-	return (int64_t)(((uint64_t)ntohl(hi) << 32) | ntohl(lo));
 }
 
 static void set_seen(struct listener *l, const char *gid, int64_t seq)
@@ -264,10 +256,10 @@ static bool on_msg_notify(struct listener *l, const char *gid, int64_t last_seq)
 	snprintf(b, sizeof(b), "%lld", (long long)last_seq);
 	const char *params[4] = {gid, a, b, l->own_epochs};
 	PGresult *res = query(l,
-	                      "SELECT id, seq, sender, payload, qos, coalesce(cid, ''), " TS_SQL
-	                      " FROM messages WHERE group_id = $1 AND seq > $2 AND seq <= $3"
-	                      " AND (origin_epoch IS NULL OR origin_epoch <> ALL ($4::int8[]))"
-	                      " ORDER BY seq LIMIT " MQS_STR(REMOTE_FETCH_MAX),
+	                      "SELECT id, seq, sender, payload, qos, coalesce(cid, ''), " MQS_SQL_TS(
+	                              "created_at") " FROM messages WHERE group_id = $1 AND seq > $2 AND seq <= $3"
+	                                            " AND (origin_epoch IS NULL OR origin_epoch <> ALL ($4::int8[]))"
+	                                            " ORDER BY seq LIMIT " MQS_STR(REMOTE_FETCH_MAX),
 	                      4, params, 1);
 	if(res == NULL) return false;
 	for(int r = 0; r < PQntuples(res); r++) {
@@ -276,8 +268,8 @@ static bool on_msg_notify(struct listener *l, const char *gid, int64_t last_seq)
 		m->hdr.kind = ITEM_MSG;
 		m->remote = true;
 		m->status = MSG_STORED;
-		m->id = get_int8(PQgetvalue(res, r, 0));
-		m->seq = get_int8(PQgetvalue(res, r, 1));
+		m->id = mqs_be64(PQgetvalue(res, r, 0));
+		m->seq = mqs_be64(PQgetvalue(res, r, 1));
 		snprintf(m->group, sizeof(m->group), "%s", gid);
 		snprintf(m->sender, sizeof(m->sender), "%.*s", PQgetlength(res, r, 2), PQgetvalue(res, r, 2));
 		m->payload_len = (uint32_t)PQgetlength(res, r, 3);
@@ -370,12 +362,7 @@ static bool connect_and_load(struct listener *l)
 {
 	char app[96];
 	snprintf(app, sizeof(app), "mqsync-listener:%s", l->p->cfg.node);
-	/* Keepalives: a silently dead connection must not leave the state stale. */
-	const char *keys[] = {"dbname",           "connect_timeout",  "application_name",
-	                      "keepalives",       "keepalives_idle",  "keepalives_interval",
-	                      "keepalives_count", "tcp_user_timeout", NULL};
-	const char *vals[] = {l->p->cfg.conninfo, "5", app, "1", "5", "2", "3", "10000", NULL};
-	l->conn = PQconnectdbParams(keys, vals, 1);
+	l->conn = mqs_pg_connect(l->p->cfg.conninfo, app, "5", NULL);
 	if(PQstatus(l->conn) == CONNECTION_OK) {
 		PGresult *res = PQexec(l->conn, "LISTEN mqsync_state; LISTEN mqsync_msg");
 		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;

@@ -140,6 +140,15 @@ struct mqs_logline {
 	char text[];
 };
 
+/* The big-endian 64-bit integer at b (spool origins, libpq binary int8 results). */
+static inline int64_t mqs_be64(const void *b)
+{
+	const uint8_t *p = b;
+	uint64_t v = 0;
+	for(int i = 0; i < 8; i++) v = (v << 8) | p[i];
+	return (int64_t)v;
+}
+
 /* Frees any item, whatever its kind. Accepts NULL. */
 void mqs_item_free(struct mqs_item *item);
 void mqs_user_free(void *user);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pg.h"
 #include "plugin.h"
 
 #define BATCH_BYTES (16u * 1024 * 1024)
@@ -130,24 +131,8 @@ static bool ensure_conn(struct writer *w)
 	w->backoff_ms = w->backoff_ms * 2 > w->p->cfg.reconnect_max_ms ? w->p->cfg.reconnect_max_ms : w->backoff_ms * 2;
 	char app[96];
 	snprintf(app, sizeof(app), "mqsync-writer:%s", w->p->cfg.node);
-	/* Keepalives and a TCP user timeout: a silent network partition is detected in ~10 s instead
-	 * of hanging the writer; statement_timeout bounds a stuck statement. */
-	const char *keys[] = {"dbname",           "connect_timeout",
-	                      "application_name", "keepalives",
-	                      "keepalives_idle",  "keepalives_interval",
-	                      "keepalives_count", "tcp_user_timeout",
-	                      "options",          NULL};
-	const char *vals[] = {w->p->cfg.conninfo,
-	                      "5",
-	                      app,
-	                      "1",
-	                      "5",
-	                      "2",
-	                      "3",
-	                      "10000",
-	                      "-c statement_timeout=30000 -c lock_timeout=10000",
-	                      NULL};
-	w->conn = PQconnectdbParams(keys, vals, 1);
+	/* statement_timeout bounds a stuck statement (keepalives: see mqs_pg_connect). */
+	w->conn = mqs_pg_connect(w->p->cfg.conninfo, app, "5", "-c statement_timeout=30000 -c lock_timeout=10000");
 	if(PQstatus(w->conn) != CONNECTION_OK) {
 		log_error(w, "database unreachable", PQerrorMessage(w->conn));
 		PQfinish(w->conn);
@@ -204,8 +189,9 @@ static const struct {
          " i AS (INSERT INTO messages (group_id, seq, sender, payload, qos, cid, origin_epoch)"
          "       SELECT grp, seq, sender, payload, qos, cid, epoch FROM n"
          "       RETURNING id, group_id, seq,"
-         "       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS ts)"
-         " SELECT n.ord, i.id, i.seq, i.ts FROM i JOIN n ON n.grp = i.group_id AND n.seq = i.seq"},
+         "       " MQS_SQL_TS("created_at") " AS ts)"
+                                            " SELECT n.ord, i.id, i.seq, i.ts FROM i JOIN n ON n.grp = i.group_id AND "
+                                            "n.seq = i.seq"},
         {"upto", "INSERT INTO spool_progress (epoch, upto, node) SELECT e, u, $3 FROM unnest($1::int8[], $2::int8[])"
                  " AS t(e, u) ON CONFLICT (epoch) DO UPDATE"
                  " SET upto = greatest(spool_progress.upto, EXCLUDED.upto), updated_at = now()"},
@@ -221,13 +207,6 @@ static bool prepare_all(struct writer *w)
 		if(!ok) return false;
 	}
 	return true;
-}
-
-static int64_t be64(const uint8_t *b)
-{
-	uint64_t v = 0;
-	for(int i = 0; i < 8; i++) v = (v << 8) | b[i];
-	return (int64_t)v;
 }
 
 /* Appends s to a PostgreSQL array literal under construction, double-quoted with " and \
@@ -431,9 +410,9 @@ static bool store_batch(struct writer *w, struct mqs_msg **ms, size_t n)
 		struct mqs_msg *m = ms[i];
 		m->status = MSG_PENDING;
 		/* spool_progress: the highest counter of each epoch run (counters rise within a run). */
-		if(i + 1 == n || be64(ms[i + 1]->origin) != be64(m->origin)) {
-			add_int(&upto, 0, be64(m->origin));
-			add_int(&upto, 1, be64(m->origin + 8));
+		if(i + 1 == n || mqs_be64(ms[i + 1]->origin) != mqs_be64(m->origin)) {
+			add_int(&upto, 0, mqs_be64(m->origin));
+			add_int(&upto, 1, mqs_be64(m->origin + 8));
 		}
 		if(m->cid[0] != '\0') {
 			char key[CID_KEY_MAX];
@@ -454,8 +433,8 @@ static bool store_batch(struct writer *w, struct mqs_msg **ms, size_t n)
 		barr_put(&col[2], m->payload, m->payload_len);
 		barr_put_int(&col[3], m->qos, 2);
 		barr_put(&col[4], m->cid[0] ? m->cid : NULL, strlen(m->cid));
-		barr_put_int(&col[5], be64(m->origin), 8);
-		barr_put_int(&col[6], be64(m->origin + 8), 8);
+		barr_put_int(&col[5], mqs_be64(m->origin), 8);
+		barr_put_int(&col[6], mqs_be64(m->origin + 8), 8);
 	}
 	for(int c = 0; c < 7; c++) {
 		if(!barr_finish(&col[c])) goto out;

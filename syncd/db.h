@@ -5,15 +5,15 @@
 #define MQS_SYNCD_DB_H
 
 #include <libpq-fe.h>
+
+#include "pg.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* The message columns every message query selects (see msg_write in messages.c). ts is formatted
  * with exactly the plugin's expression, so sync and live delivery show the same string. */
-#define DB_MSG_COLUMNS                                                                                                 \
-	"m.id, m.group_id, m.seq, m.sender, "                                                                          \
-	"to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), m.payload, m.cid"
+#define DB_MSG_COLUMNS "m.id, m.group_id, m.seq, m.sender, " MQS_SQL_TS("m.created_at") ", m.payload, m.cid"
 
 /* Statements prepared on every pooled connection when it connects: the per-request hot path
  * (authentication and sync), which then skips parse and plan. */

@@ -10,11 +10,11 @@
 #include "db.h"
 #include "input.h"
 #include "log.h"
+#include "pg.h"
 
 #define GROUP_NAME_MAX 256
 #define GROUP_INIT_MAX 10000 /* members in one POST /groups */
 #define PRESENCE_MAX   1000  /* users in one GET /presence */
-#define TS_SQL(col)    "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 #define ONLINE_SQL(uid)                                                                                                \
 	"EXISTS (SELECT 1 FROM presence p WHERE p.user_id = " uid " AND p.connections > 0 "                            \
 	"AND p.last_seen > now() - interval '90 seconds')"
@@ -53,7 +53,7 @@ static json_t *group_object(PGconn *db, const char *gid)
 	const char *p[1] = {gid};
 	PGresult *res =
 	        db_exec(db,
-	                "SELECT g.id, g.name, g.created_by, " TS_SQL(
+	                "SELECT g.id, g.name, g.created_by, " MQS_SQL_TS(
 	                        "g.created_at") ", g.last_seq, "
 	                                        "(SELECT count(*) FROM memberships ms WHERE ms.group_id = g.id) "
 	                                        "FROM groups g WHERE g.id = $1",
@@ -384,7 +384,7 @@ unsigned groups_presence(struct syncd_call *call, struct syncd_reply *reply)
 	PGresult *res = db_exec(
 	        call->db,
 	        "SELECT u.id, coalesce(bool_or(p.connections > 0 AND "
-	        "p.last_seen > now() - interval '90 seconds'), false), " TS_SQL(
+	        "p.last_seen > now() - interval '90 seconds'), false), " MQS_SQL_TS(
 	                "max(p.last_seen)") " "
 	                                    "FROM users u LEFT JOIN presence p ON p.user_id = u.id "
 	                                    "WHERE ($2::text[] IS NULL OR u.id = ANY ($2::text[])) AND (u.id = $1 OR "

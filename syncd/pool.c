@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "pg.h"
 #include "util.h"
 
 struct syncd_pool {
@@ -57,11 +58,7 @@ struct syncd_pool *syncd_pool_new(const char *conninfo, int size, syncd_pool_set
 static PGconn *connect_db(const char *conninfo, syncd_pool_setup setup, bool *unreachable)
 {
 	*unreachable = false;
-	const char *keys[] = {"dbname",           "connect_timeout",  "application_name",
-	                      "keepalives",       "keepalives_idle",  "keepalives_interval",
-	                      "keepalives_count", "tcp_user_timeout", NULL};
-	const char *vals[] = {conninfo, "3", "mqsyncd", "1", "5", "2", "3", "10000", NULL};
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	PGconn *c = mqs_pg_connect(conninfo, "mqsyncd", "3", NULL);
 	if(PQstatus(c) != CONNECTION_OK) {
 		mqs_log(MQS_LOG_WARN, "database connection failed: %s", PQerrorMessage(c));
 		PQfinish(c);

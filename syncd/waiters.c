@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pg.h"
 
 /* The highest seq announced per group (open addressing, grows at half load). Two generations are
  * kept and rotated every SEQMAP_ROTATE_S seconds, so memory is bounded by the groups active in the
@@ -243,12 +244,8 @@ static void on_notify(struct waiters *ws, const char *channel, const char *paylo
 
 static PGconn *listen_connect(const char *conninfo)
 {
-	/* Keepalives: a silently dead peer must not leave held requests without wake-ups. */
-	const char *keys[] = {"dbname",           "connect_timeout",  "application_name",
-	                      "keepalives",       "keepalives_idle",  "keepalives_interval",
-	                      "keepalives_count", "tcp_user_timeout", NULL};
-	const char *vals[] = {conninfo, "2", "mqsyncd-listen", "1", "5", "2", "3", "10000", NULL};
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	/* Keepalives (mqs_pg_connect): a silently dead peer must not leave held requests unwoken. */
+	PGconn *c = mqs_pg_connect(conninfo, "mqsyncd-listen", "2", NULL);
 	if(PQstatus(c) != CONNECTION_OK) goto fail;
 	PGresult *r = PQexec(c, "LISTEN mqsync_msg; LISTEN mqsync_state");
 	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
