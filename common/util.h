@@ -2,6 +2,9 @@
 #ifndef MQS_UTIL_H
 #define MQS_UTIL_H
 
+/* On functions whose result must be checked (an error code, a must-check bool, owned memory). */
+#define MQS_MUST_CHECK __attribute__((warn_unused_result))
+
 #include <stdbool.h>
 #include <time.h>
 

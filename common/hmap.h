@@ -1,6 +1,7 @@
-/* hmap: a small chained hash map from byte-string keys to pointers. Not thread-safe. */
-#ifndef MQS_PLUGIN_HMAP_H
-#define MQS_PLUGIN_HMAP_H
+/* hmap: a small chained hash map from byte-string keys to pointers, linked by the plugin and mqsyncd. Not thread-safe.
+ */
+#ifndef MQS_HMAP_H
+#define MQS_HMAP_H
 
 #include <stdbool.h>
 #include <stddef.h>
