@@ -1,5 +1,4 @@
-/* hmap: a small chained hash map from byte-string keys to pointers, linked by the plugin and mqsyncd. Not thread-safe.
- */
+/* hmap: a small chained hash map from byte-string keys to pointers (plugin and mqsyncd). Not thread-safe. */
 #ifndef MQS_HMAP_H
 #define MQS_HMAP_H
 
