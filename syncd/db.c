@@ -2,12 +2,11 @@
 #include "db.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "slog.h"
 
 static const struct {
 	const char *name;
@@ -35,33 +34,41 @@ bool db_prepare_all(PGconn *c)
 		PGresult *res = PQprepare(c, stmts[i].name, stmts[i].sql, stmts[i].nparams, NULL);
 		bool ok = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK;
 		if(!ok)
-			mqs_log(MQS_LOG_WARN, "cannot prepare %s (is the schema migrated?): %s", stmts[i].name,
-			        PQerrorMessage(c));
+			syncd_log(MQS_LOG_WARN, NULL, "cannot prepare %s (is the schema migrated?): %s", stmts[i].name,
+			          PQerrorMessage(c));
 		PQclear(res);
 		if(!ok) return false;
 	}
 	return true;
 }
 
-static PGresult *checked(PGconn *c, PGresult *res)
+/* Never NULL (see db_exec); logs a failure other than a constraint violation. */
+static PGresult *checked(struct db_conn *c, PGresult *res)
 {
-	if(res == NULL) res = PQmakeEmptyPGresult(c, PGRES_FATAL_ERROR);
+	if(res == NULL) res = PQmakeEmptyPGresult(c->pg, PGRES_FATAL_ERROR);
 	if(!db_ok(res)) {
 		const char *st = db_sqlstate(res);
 		/* Class 23 (constraint violations) is an expected outcome the caller maps to a status. */
-		if(strncmp(st, "23", 2) != 0) mqs_log(MQS_LOG_WARN, "query failed: %s", PQerrorMessage(c));
+		if(strncmp(st, "23", 2) != 0)
+			syncd_log(MQS_LOG_WARN, c->ctx, "query failed: %s", PQerrorMessage(c->pg));
 	}
 	return res;
 }
 
-PGresult *db_exec_stmt(PGconn *c, enum db_stmt stmt, int n, const char *const *vals, bool binary)
+PGresult *db_exec_stmt(struct db_conn *c, enum db_stmt stmt, int n, const char *const *vals, bool binary)
 {
-	return checked(c, PQexecPrepared(c, stmts[stmt].name, n, vals, NULL, NULL, binary ? 1 : 0));
+	return checked(c, PQexecPrepared(c->pg, stmts[stmt].name, n, vals, NULL, NULL, binary ? 1 : 0));
 }
 
-PGresult *db_exec(PGconn *c, const char *sql, int n, const char *const *vals, bool binary)
+PGresult *db_exec(struct db_conn *c, const char *sql, int n, const char *const *vals, bool binary)
 {
-	return checked(c, PQexecParams(c, sql, n, NULL, vals, NULL, NULL, binary ? 1 : 0));
+	return db_exec_params(c, sql, n, vals, NULL, NULL, binary);
+}
+
+PGresult *db_exec_params(struct db_conn *c, const char *sql, int n, const char *const *vals, const int *lengths,
+                         const int *formats, bool binary)
+{
+	return checked(c, PQexecParams(c->pg, sql, n, NULL, vals, lengths, formats, binary ? 1 : 0));
 }
 
 bool db_ok(const PGresult *res)
@@ -76,11 +83,11 @@ const char *db_sqlstate(const PGresult *res)
 	return s ? s : "";
 }
 
-bool db_cmd(PGconn *c, const char *sql)
+bool db_cmd(struct db_conn *c, const char *sql)
 {
-	PGresult *res = PQexec(c, sql);
+	PGresult *res = PQexec(c->pg, sql);
 	bool ok = res != NULL && db_ok(res);
-	if(!ok) mqs_log(MQS_LOG_WARN, "%s failed: %s", sql, PQerrorMessage(c));
+	if(!ok) syncd_log(MQS_LOG_WARN, c->ctx, "%s failed: %s", sql, PQerrorMessage(c->pg));
 	PQclear(res);
 	return ok;
 }
@@ -136,15 +143,42 @@ void db_buf_add_id(struct db_buf *b, const char *id)
 	db_buf_add(b, "\"");
 }
 
-void db_buf_addf(struct db_buf *b, const char *fmt, ...)
+void db_idlist_add(struct db_idlist *l, const char *s, size_t len)
 {
-	char tmp[256];
-	va_list ap;
+	if(l->oom) return;
+	if(l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		void *id = realloc(l->id, cap * sizeof(*l->id));
+		if(id == NULL) {
+			l->oom = true;
+			return;
+		}
+		l->id = id;
+		l->cap = cap;
+	}
+	if(len > MQS_ID_MAX) len = MQS_ID_MAX;
+	memcpy(l->id[l->n], s, len);
+	l->id[l->n][len] = '\0';
+	l->n++;
+}
 
-	va_start(ap, fmt);
-	vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	db_buf_add(b, tmp);
+void db_idlist_free(struct db_idlist *l)
+{
+	free(l->id);
+	memset(l, 0, sizeof(*l));
+}
+
+const char *db_idlist_literal(struct db_buf *b, const struct db_idlist *l)
+{
+	if(l->oom) return NULL;
+	b->len = 0;
+	db_buf_add(b, "{");
+	for(size_t i = 0; i < l->n; i++) {
+		if(i) db_buf_add(b, ",");
+		db_buf_add_id(b, l->id[i]);
+	}
+	db_buf_add(b, "}");
+	return b->oom ? NULL : b->s;
 }
 
 void db_buf_free(struct db_buf *b)

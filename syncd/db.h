@@ -1,17 +1,28 @@
-/* db: thin helpers over libpq for the data layer: parameterized statements, transactions, result
- * accessors and array literals. Every statement goes through PQexecParams: no SQL is ever built
- * from request data (array literals hold only validated ids and integers, passed as parameters). */
+/* db: thin helpers over libpq for the store layer (store_*.c, the only callers): parameterized
+ * statements, transactions, result accessors and array literals. Every statement goes through
+ * PQexecParams: no SQL is ever built from request data (array literals hold only validated ids and
+ * integers, passed as parameters). */
 #ifndef MQS_SYNCD_DB_H
 #define MQS_SYNCD_DB_H
 
 #include <libpq-fe.h>
 
-#include "pg.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* The message columns every message query selects (see msg_write in messages.c). ts is formatted
+#include "ids.h"
+#include "pg.h"
+#include "util.h"
+
+/* A connection as the store sees it: a pooled (or CLI) connection and what it serves, which
+ * prefixes the log line of a failed statement. Both borrowed. */
+struct db_conn {
+	PGconn *pg;
+	const char *ctx; /* "GET /messages/sync", "user add", or NULL */
+};
+
+/* The message columns every message query selects (see store_msgs_view in store_messages.c). ts is formatted
  * with exactly the plugin's expression, so sync and live delivery show the same string. */
 #define DB_MSG_COLUMNS "m.id, m.group_id, m.seq, m.sender, " MQS_SQL_TS("m.created_at") ", m.payload, m.cid"
 
@@ -26,16 +37,21 @@ enum db_stmt {
 
 /* Prepares every enum db_stmt on c. Returns false (logged) when one fails, e.g. before the schema
  * is migrated; the pool then treats the connection as failed. */
-bool db_prepare_all(PGconn *c);
+MQS_MUST_CHECK bool db_prepare_all(PGconn *c);
 
 /* Runs a prepared statement; same contract as db_exec. */
-PGresult *db_exec_stmt(PGconn *c, enum db_stmt stmt, int n, const char *const *vals, bool binary);
+MQS_MUST_CHECK PGresult *db_exec_stmt(struct db_conn *c, enum db_stmt stmt, int n, const char *const *vals,
+                                      bool binary);
 
 /* Runs sql with n text parameters (NULL entries are SQL NULL). binary=true asks for binary
  * results (used for bytea payloads). Returns the result (caller PQclear()s; never NULL: libpq's
  * out-of-memory result is replaced by an empty fatal one). Logs failures other than constraint
  * violations. */
-PGresult *db_exec(PGconn *c, const char *sql, int n, const char *const *vals, bool binary);
+MQS_MUST_CHECK PGresult *db_exec(struct db_conn *c, const char *sql, int n, const char *const *vals, bool binary);
+
+/* db_exec with per-parameter lengths and formats (1 = binary, e.g. a token hash); either may be NULL. */
+MQS_MUST_CHECK PGresult *db_exec_params(struct db_conn *c, const char *sql, int n, const char *const *vals,
+                                        const int *lengths, const int *formats, bool binary);
 
 /* True when res is COMMAND_OK or TUPLES_OK. */
 bool db_ok(const PGresult *res);
@@ -44,7 +60,7 @@ bool db_ok(const PGresult *res);
 const char *db_sqlstate(const PGresult *res);
 
 /* Runs a parameterless command (BEGIN, COMMIT, ROLLBACK). Returns false on failure. */
-bool db_cmd(PGconn *c, const char *sql);
+MQS_MUST_CHECK bool db_cmd(struct db_conn *c, const char *sql);
 
 /* Text-format accessors. db_int returns 0 for NULL. */
 int64_t db_int(const PGresult *res, int row, int col);
@@ -63,7 +79,20 @@ void db_buf_add(struct db_buf *b, const char *s);
 /* Appends an identifier as a double-quoted array element: unquoted, the valid ids "null"/"NULL"
  * would be read as SQL NULL. id must not contain '"' or '\\' (ids are [A-Za-z0-9_-]). */
 void db_buf_add_id(struct db_buf *b, const char *id);
-void db_buf_addf(struct db_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A list of validated ids ([A-Za-z0-9_-]{1,64}) that a handler collects for the store. */
+struct db_idlist {
+	char (*id)[MQS_ID_MAX + 1];
+	size_t n, cap;
+	bool oom; /* an add failed: the list is incomplete */
+};
+/* Appends the len bytes of s (len <= MQS_ID_MAX); sets oom on allocation failure. */
+void db_idlist_add(struct db_idlist *l, const char *s, size_t len);
+/* Frees the list's memory (accepts a zeroed list). */
+void db_idlist_free(struct db_idlist *l);
+
+/* The text array literal of l's ids in b (emptied first): owned by b, or NULL on out of memory. */
+MQS_MUST_CHECK const char *db_idlist_literal(struct db_buf *b, const struct db_idlist *l);
+
 /* Frees the buffer's memory (accepts an empty buffer). */
 void db_buf_free(struct db_buf *b);
 

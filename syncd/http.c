@@ -1,5 +1,5 @@
 /* http: the libmicrohttpd server: request lifecycle, body limits, routing, authentication,
- * long-poll suspension and JSON responses. */
+ * long-poll suspension, JSON responses and the store-code-to-status mapping. */
 #include "http.h"
 
 #include <microhttpd.h>
@@ -14,12 +14,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "db.h"
 #include "groups.h"
 #include "input.h"
-#include "log.h"
 #include "messages.h"
-#include "metrics.h"
+#include "ops.h"
+#include "slog.h"
+#include "store_users.h"
 #include "token.h"
 #include "users.h"
 
@@ -33,6 +33,9 @@ enum route_auth {
 	R_ADMIN,  /* the admin token only */
 };
 enum route_body { B_NONE, B_OPTIONAL, B_REQUIRED };
+enum route_flags {
+	RF_NO_DB = 1, /* runs at once, without a pooled connection (metrics answer while the database is down) */
+};
 
 struct route {
 	const char *method;
@@ -40,29 +43,27 @@ struct route {
 	syncd_handler fn;
 	enum route_auth auth;
 	enum route_body body;
+	unsigned flags; /* enum route_flags */
 };
 
-static unsigned route_healthz(struct syncd_call *call, struct syncd_reply *reply);
-static unsigned route_metrics(struct syncd_call *call, struct syncd_reply *reply);
-
 static const struct route routes[] = {
-        {"GET", "/healthz", route_healthz, R_PUBLIC, B_NONE},
-        {"GET", "/metrics", route_metrics, R_PUBLIC, B_NONE},
-        {"GET", "/messages/sync", messages_sync, R_USER, B_NONE},
-        {"POST", "/messages/ack", messages_ack, R_USER, B_REQUIRED},
-        {"GET", "/messages/{id}/status", messages_status, R_USER, B_NONE},
-        {"PUT", "/groups/{gid}/read", messages_read, R_USER, B_REQUIRED},
-        {"GET", "/groups/{gid}/messages", messages_history, R_USER, B_NONE},
-        {"POST", "/groups", groups_create, R_ANY, B_REQUIRED},
-        {"GET", "/groups", groups_list, R_USER, B_NONE},
-        {"GET", "/groups/{gid}", groups_get, R_ANY, B_NONE},
-        {"GET", "/groups/{gid}/members", groups_members, R_ANY, B_NONE},
-        {"PUT", "/groups/{gid}/members/{uid}", groups_member_put, R_ANY, B_OPTIONAL},
-        {"DELETE", "/groups/{gid}/members/{uid}", groups_member_delete, R_ANY, B_NONE},
-        {"GET", "/presence", groups_presence, R_USER, B_NONE},
-        {"POST", "/users", users_post, R_ADMIN, B_REQUIRED},
-        {"POST", "/users/{uid}/token", users_rotate, R_ANY, B_NONE},
-        {"DELETE", "/users/{uid}", users_delete, R_ADMIN, B_NONE},
+        {"GET", "/healthz", ops_healthz, R_PUBLIC, B_NONE, 0},
+        {"GET", "/metrics", ops_metrics, R_PUBLIC, B_NONE, RF_NO_DB},
+        {"GET", "/messages/sync", messages_sync, R_USER, B_NONE, 0},
+        {"POST", "/messages/ack", messages_ack, R_USER, B_REQUIRED, 0},
+        {"GET", "/messages/{id}/status", messages_status, R_USER, B_NONE, 0},
+        {"PUT", "/groups/{gid}/read", messages_read, R_USER, B_REQUIRED, 0},
+        {"GET", "/groups/{gid}/messages", messages_history, R_USER, B_NONE, 0},
+        {"POST", "/groups", groups_create, R_ANY, B_REQUIRED, 0},
+        {"GET", "/groups", groups_list, R_USER, B_NONE, 0},
+        {"GET", "/groups/{gid}", groups_get, R_ANY, B_NONE, 0},
+        {"GET", "/groups/{gid}/members", groups_members, R_ANY, B_NONE, 0},
+        {"PUT", "/groups/{gid}/members/{uid}", groups_member_put, R_ANY, B_OPTIONAL, 0},
+        {"DELETE", "/groups/{gid}/members/{uid}", groups_member_delete, R_ANY, B_NONE, 0},
+        {"GET", "/presence", groups_presence, R_USER, B_NONE, 0},
+        {"POST", "/users", users_post, R_ADMIN, B_REQUIRED, 0},
+        {"POST", "/users/{uid}/token", users_rotate, R_ANY, B_NONE, 0},
+        {"DELETE", "/users/{uid}", users_delete, R_ADMIN, B_NONE, 0},
 };
 #define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))
 
@@ -97,6 +98,7 @@ struct request {
 	enum syncd_auth auth;
 	char user[MQS_ID_MAX + 1];
 	struct syncd_longpoll lp;
+	char ctx[160]; /* "GET /groups/fam/messages" (truncated): the prefix of this request's log lines */
 };
 
 unsigned syncd_error(struct syncd_reply *reply, unsigned status, const char *code, const char *fmt, ...)
@@ -123,9 +125,44 @@ unsigned syncd_db_error(struct syncd_reply *reply)
 	return syncd_error(reply, 503, "unavailable", "database unavailable");
 }
 
+unsigned syncd_oom(struct syncd_reply *reply)
+{
+	return syncd_error(reply, 503, "unavailable", "out of memory");
+}
+
+unsigned syncd_no_content(struct syncd_reply *reply)
+{
+	reply->status = 204;
+	return 204;
+}
+
+unsigned syncd_store_error(struct syncd_reply *reply, enum store_rc rc, const char *fmt, ...)
+{
+	static const struct {
+		unsigned status;
+		const char *code;
+	} map[] = {
+	        [STORE_NOT_FOUND] = {404, "not_found"},
+	        [STORE_NOT_MEMBER] = {403, "forbidden"},
+	        [STORE_CONFLICT] = {409, "conflict"},
+	        [STORE_INVALID] = {400, "bad_request"},
+	};
+	char msg[512];
+	va_list ap;
+
+	if(rc == STORE_DB_ERROR) return syncd_db_error(reply);
+	if(rc == STORE_NO_MEMORY) return syncd_oom(reply);
+	if(rc == STORE_OK || (size_t)rc >= sizeof(map) / sizeof(map[0]) || map[rc].code == NULL)
+		return syncd_error(reply, 500, "internal", "unexpected store result %d", (int)rc);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return syncd_error(reply, map[rc].status, map[rc].code, "%s", msg);
+}
+
 unsigned syncd_reply_json(struct syncd_reply *reply, unsigned status, json_t *json)
 {
-	if(json == NULL) return syncd_error(reply, 503, "unavailable", "out of memory");
+	if(json == NULL) return syncd_oom(reply);
 	if(reply->json) json_decref(reply->json);
 	reply->status = status;
 	reply->json = json;
@@ -171,28 +208,16 @@ void syncd_count_messages(struct syncd_call *call, size_t n)
 	metrics_messages(call->sd->metrics, n);
 }
 
-static unsigned route_healthz(struct syncd_call *call, struct syncd_reply *reply)
+struct syncd_metrics *syncd_metrics_of(struct syncd *sd)
 {
-	PGresult *res = PQexec(call->db, "SELECT 1");
-	bool ok = res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK;
-	PQclear(res);
-	if(!ok) return syncd_db_error(reply);
-	return syncd_reply_json(reply, 200, json_pack("{s:s}", "status", "ok"));
+	return sd->metrics;
 }
 
-static unsigned route_metrics(struct syncd_call *call, struct syncd_reply *reply)
+void syncd_gauges_sample(struct syncd *sd, struct syncd_gauges *g)
 {
-	struct syncd *sd = call->sd;
-	struct syncd_gauges g;
-
-	syncd_pool_stats(sd->pool, &g.pool_size, &g.pool_in_use);
-	g.longpoll_waiting = waiters_count(sd->waiters);
-	g.listener_connected = waiters_connected(sd->waiters);
-	reply->text = metrics_render(sd->metrics, &g);
-	if(reply->text == NULL) return syncd_error(reply, 503, "unavailable", "out of memory");
-	reply->status = 200;
-	reply->content_type = "text/plain; version=0.0.4";
-	return 200;
+	syncd_pool_stats(sd->pool, &g->pool_size, &g->pool_in_use);
+	g->longpoll_waiting = waiters_count(sd->waiters);
+	g->listener_connected = waiters_connected(sd->waiters);
 }
 
 #define MAX_SEGS 8
@@ -256,17 +281,22 @@ static unsigned check_params(const char *pattern, const char **params, struct sy
 }
 
 /* Finds the route for method+path. Returns ROUTE_COUNT when none; *path_exists tells 405 from
- * 404. On a match, req->pathbuf holds the split path and req->params point into it. */
-static size_t route_find(struct request *req, const char *method, const char *path, bool *path_exists)
+ * 404, *oom a failed copy of the path (503). On a match, req->pathbuf holds the split path and
+ * req->params point into it. */
+static size_t route_find(struct request *req, const char *method, const char *path, bool *path_exists, bool *oom)
 {
 	char *segs[MAX_SEGS];
 	const char *params[2];
 	size_t found = ROUTE_COUNT;
 
 	*path_exists = false;
+	*oom = false;
 	if(path[0] != '/') return ROUTE_COUNT;
 	req->pathbuf = strdup(path + 1);
-	if(req->pathbuf == NULL) return ROUTE_COUNT;
+	if(req->pathbuf == NULL) {
+		*oom = true;
+		return ROUTE_COUNT;
+	}
 	int n = split_path(req->pathbuf, segs);
 	if(n < 0) return ROUTE_COUNT;
 	for(size_t i = 0; i < ROUTE_COUNT; i++) {
@@ -305,6 +335,8 @@ static enum MHD_Result send_reply(struct syncd *sd, struct request *req, struct 
 		reply->text = NULL;
 	}
 	if(text == NULL && reply->status != 204) {
+		/* Out of memory: a static reply (MHD_create_response_from_buffer below would then fail too
+		 * if it could not even copy this, and the connection is closed). */
 		reply->status = 503;
 		text = strdup("{\"error\":{\"code\":\"unavailable\",\"message\":\"out of memory\"}}");
 		ctype = "application/json";
@@ -329,14 +361,13 @@ static enum MHD_Result send_reply(struct syncd *sd, struct request *req, struct 
 
 /* Authenticates the bearer token of conn on db. Returns 0 with req->auth/user set, or an error
  * status set in reply (401 for a missing/unknown token, 503 for a database failure). */
-static unsigned authenticate(struct syncd *sd, struct request *req, struct MHD_Connection *conn, PGconn *db,
+static unsigned authenticate(struct syncd *sd, struct request *req, struct MHD_Connection *conn, struct db_conn *db,
                              struct syncd_reply *reply)
 {
 	size_t len = 0;
 	const char *hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	const char *tok = input_bearer(hdr, &len);
 	unsigned char hash[MQS_TOKEN_HASH_LEN];
-	char hex[2 * MQS_TOKEN_HASH_LEN + 1];
 
 	if(tok == NULL) return syncd_error(reply, 401, "unauthorized", "a bearer token is required");
 	if(!mqs_token_hash(tok, len, hash)) return syncd_error(reply, 503, "unavailable", "hashing failed");
@@ -344,24 +375,15 @@ static unsigned authenticate(struct syncd *sd, struct request *req, struct MHD_C
 		req->auth = SYNCD_AUTH_ADMIN;
 		return 0;
 	}
-	for(int i = 0; i < MQS_TOKEN_HASH_LEN; i++) snprintf(hex + 2 * i, 3, "%02x", hash[i]);
-	const char *vals[1] = {hex};
-	PGresult *res = db_exec_stmt(db, DB_STMT_AUTH, 1, vals, false);
-	unsigned rc = 0;
-	if(!db_ok(res)) {
-		rc = syncd_db_error(reply);
-	} else if(PQntuples(res) != 1) {
-		rc = syncd_error(reply, 401, "unauthorized", "unknown or revoked token");
-	} else {
-		snprintf(req->user, sizeof(req->user), "%s", PQgetvalue(res, 0, 0));
-		req->auth = SYNCD_AUTH_USER;
-	}
-	PQclear(res);
-	return rc;
+	enum store_rc rc = store_user_by_token(db, hash, req->user);
+	if(rc == STORE_NOT_FOUND) return syncd_error(reply, 401, "unauthorized", "unknown or revoked token");
+	if(rc != STORE_OK) return syncd_store_error(reply, rc, "authentication failed");
+	req->auth = SYNCD_AUTH_USER;
+	return 0;
 }
 
 /* Checks the route's auth class and parses the body. Returns 0 or an error status. */
-static unsigned prepare(struct syncd *sd, struct request *req, struct MHD_Connection *conn, PGconn *db,
+static unsigned prepare(struct syncd *sd, struct request *req, struct MHD_Connection *conn, struct db_conn *db,
                         struct syncd_reply *reply)
 {
 	const struct route *r = &routes[req->route];
@@ -399,15 +421,16 @@ static enum MHD_Result dispatch(struct syncd *sd, struct request *req, struct MH
 	struct syncd_reply reply = {0};
 
 	for(;;) {
-		PGconn *db = syncd_pool_get(sd->pool, 5000);
-		if(db == NULL) {
+		PGconn *pg = syncd_pool_get(sd->pool, 5000);
+		if(pg == NULL) {
 			syncd_db_error(&reply);
 			return send_reply(sd, req, conn, &reply);
 		}
+		struct db_conn dbc = {pg, req->ctx}, *db = &dbc;
 		if(!req->ready) {
 			unsigned rc = prepare(sd, req, conn, db, &reply);
 			if(rc) {
-				syncd_pool_put(sd->pool, db, false);
+				syncd_pool_put(sd->pool, pg, false);
 				return send_reply(sd, req, conn, &reply);
 			}
 			req->ready = true;
@@ -420,7 +443,7 @@ static enum MHD_Result dispatch(struct syncd *sd, struct request *req, struct MH
 			if(rc == 0 && strcmp(user, req->user) != 0)
 				rc = syncd_error(&reply, 401, "unauthorized", "unknown or revoked token");
 			if(rc) {
-				syncd_pool_put(sd->pool, db, false);
+				syncd_pool_put(sd->pool, pg, false);
 				return send_reply(sd, req, conn, &reply);
 			}
 		}
@@ -440,7 +463,7 @@ static enum MHD_Result dispatch(struct syncd *sd, struct request *req, struct MH
 		};
 		unsigned status = routes[req->route].fn(&call, &reply);
 		/* A handler leaves no transaction open; the pool closes a connection that it did. */
-		syncd_pool_put(sd->pool, db, false);
+		syncd_pool_put(sd->pool, pg, false);
 		if(status != SYNCD_SUSPEND) return send_reply(sd, req, conn, &reply);
 
 		switch(waiters_suspend(sd->waiters, &req->lp.w, conn)) {
@@ -511,18 +534,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		syncd_error(&reply, 413, "too_large", "request body exceeds %d bytes", SYNCD_BODY_MAX);
 		return send_reply(sd, req, conn, &reply);
 	}
-	bool exists;
-	req->route = route_find(req, method, url, &exists);
+	bool exists, oom;
+	snprintf(req->ctx, sizeof(req->ctx), "%s %s", method, url);
+	req->route = route_find(req, method, url, &exists, &oom);
 	if(req->route == ROUTE_COUNT) {
-		if(exists)
+		if(oom)
+			syncd_oom(&reply);
+		else if(exists)
 			syncd_error(&reply, 405, "method_not_allowed", "this method is not allowed on this path");
 		else
 			syncd_error(&reply, 404, "not_found", "no such endpoint");
 		return send_reply(sd, req, conn, &reply);
 	}
-	if(routes[req->route].fn == route_metrics) {
-		struct syncd_call call = {.sd = sd, .conn = conn};
-		route_metrics(&call, &reply);
+	if(routes[req->route].flags & RF_NO_DB) {
+		struct syncd_call call = {.sd = sd, .method = method, .path = url, .conn = conn, .lp = &req->lp};
+		routes[req->route].fn(&call, &reply);
 		return send_reply(sd, req, conn, &reply);
 	}
 	return dispatch(sd, req, conn, method, url);
@@ -567,7 +593,7 @@ struct syncd *syncd_start(const struct syncd_config *cfg)
 	addr.sin_port = htons(port);
 	if(!strcmp(host, "localhost")) snprintf(host, sizeof(host), "127.0.0.1");
 	if(inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
-		mqs_log(MQS_LOG_ERR, "--listen: '%s' is not an IPv4 address", host);
+		syncd_log(MQS_LOG_ERR, NULL, "--listen: '%s' is not an IPv4 address", host);
 		return NULL;
 	}
 	sd = calloc(1, sizeof(*sd));
@@ -593,10 +619,10 @@ struct syncd *syncd_start(const struct syncd_config *cfg)
 	        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 	        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SYNCD_CONN_MEMORY, MHD_OPTION_END);
 	if(sd->daemon == NULL) {
-		mqs_log(MQS_LOG_ERR, "cannot listen on %s", cfg->listen);
+		syncd_log(MQS_LOG_ERR, NULL, "cannot listen on %s", cfg->listen);
 		goto fail;
 	}
-	mqs_log(MQS_LOG_INFO, "listening on %s with %ld threads", cfg->listen, cfg->threads);
+	syncd_log(MQS_LOG_INFO, NULL, "listening on %s with %ld threads", cfg->listen, cfg->threads);
 	return sd;
 
 fail:

@@ -1,5 +1,6 @@
 /* http: the libmicrohttpd server: request lifecycle, body limits, routing, authentication,
- * long-poll suspension and JSON responses. Handlers live in messages.c, groups.c and users.c. */
+ * long-poll suspension and JSON responses, and the one mapping of store codes to statuses. Handlers
+ * live in messages.c, groups.c, users.c and ops.c; the data they serve in store_*.c. */
 #ifndef MQS_SYNCD_HTTP_H
 #define MQS_SYNCD_HTTP_H
 
@@ -9,21 +10,25 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "db.h"
 #include "ids.h"
+#include "metrics.h"
 #include "pool.h"
+#include "store.h"
 #include "waiters.h"
 
 #define SYNCD_BODY_MAX (1024 * 1024)
 
-/* A handler returns this instead of a status to hold the request (see struct syncd_longpoll). */
-#define SYNCD_SUSPEND 0u
+/* A handler returns this instead of a status to hold the request (see struct syncd_longpoll). Not
+ * 0, which internal helpers return for "go on", and no HTTP status. */
+#define SYNCD_SUSPEND 1u
 
 struct syncd;
 
+/* Who called (on a public route call->auth is 0: no handler there reads it). */
 enum syncd_auth {
-	SYNCD_AUTH_NONE,  /* public route */
-	SYNCD_AUTH_USER,  /* a user's token: call->user is set */
-	SYNCD_AUTH_ADMIN, /* the admin token: no user */
+	SYNCD_AUTH_USER = 1, /* a user's token: call->user is set */
+	SYNCD_AUTH_ADMIN,    /* the admin token: no user */
 };
 
 /* Long-poll state of one request, kept across suspensions. */
@@ -36,7 +41,8 @@ struct syncd_longpoll {
 /* What a handler sees of one request. Everything is borrowed for the duration of the call. */
 struct syncd_call {
 	struct syncd *sd;
-	PGconn *db; /* a pooled connection, idle (no open transaction) on entry and on return */
+	struct db_conn *db; /* a pooled connection, idle (no open transaction) on entry and on return;
+	                     * NULL on a route that runs without one (metrics) */
 	const char *method;
 	const char *path;
 	const char *params[2]; /* path parameters ({gid}, {uid}, {id}) in order, already validated */
@@ -68,6 +74,18 @@ unsigned syncd_bad_request(struct syncd_reply *reply, const char *msg);
 /* 503 for a failed database operation (already logged by db.c). */
 unsigned syncd_db_error(struct syncd_reply *reply);
 
+/* 503 out of memory. */
+unsigned syncd_oom(struct syncd_reply *reply);
+
+/* 204, no body. */
+unsigned syncd_no_content(struct syncd_reply *reply);
+
+/* Maps a store code (not STORE_OK) to its status, the one place that does: NOT_FOUND 404
+ * not_found, NOT_MEMBER 403 forbidden, CONFLICT 409 conflict, INVALID 400 bad_request, each with
+ * the message fmt; DB_ERROR and NO_MEMORY 503 unavailable with their fixed messages. */
+unsigned syncd_store_error(struct syncd_reply *reply, enum store_rc rc, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
 /* Sets a JSON reply (stealing json; NULL means out of memory and becomes a 503). Returns status. */
 unsigned syncd_reply_json(struct syncd_reply *reply, unsigned status, json_t *json);
 
@@ -79,6 +97,10 @@ bool syncd_query_only(struct syncd_call *call, const char *const *allowed, struc
 
 /* Counts messages returned, for /metrics. */
 void syncd_count_messages(struct syncd_call *call, size_t n);
+
+/* The server's metrics, and its gauges sampled now (for GET /metrics). */
+struct syncd_metrics *syncd_metrics_of(struct syncd *sd);
+void syncd_gauges_sample(struct syncd *sd, struct syncd_gauges *g);
 
 /* Starts the server described by cfg (which must outlive it). NULL with a log line on failure. */
 struct syncd *syncd_start(const struct syncd_config *cfg);

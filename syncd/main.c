@@ -7,17 +7,19 @@
 
 #include "config.h"
 #include "http.h"
-#include "log.h"
 #include "migrate.h"
-#include "users.h"
+#include "pg.h"
+#include "slog.h"
+#include "store_users.h"
 #include "version.h"
 
-/* Opens one connection for a CLI command. NULL with a message on stderr on failure. */
+/* Opens one connection for a CLI command (the common connect: keepalives, a 10 s connect timeout).
+ * NULL with a message on stderr on failure; the caller PQfinish()es it. */
 static PGconn *cli_connect(const struct syncd_config *cfg)
 {
-	PGconn *c = PQconnectdb(cfg->db);
+	PGconn *c = mqs_pg_connect(cfg->db, "mqsyncd-cli", "10", NULL);
 	if(PQstatus(c) != CONNECTION_OK) {
-		mqs_log(MQS_LOG_ERR, "cannot connect to the database: %s", PQerrorMessage(c));
+		syncd_log(MQS_LOG_ERR, NULL, "cannot connect to the database: %s", PQerrorMessage(c));
 		PQfinish(c);
 		return NULL;
 	}
@@ -31,12 +33,12 @@ static int cmd_migrate(const struct syncd_config *cfg)
 	if(c == NULL) return 1;
 	int n = mqs_migrate(c, err, sizeof(err));
 	if(n < 0) {
-		mqs_log(MQS_LOG_ERR, "migration failed: %s", err);
+		syncd_log(MQS_LOG_ERR, "migrate", "migration failed: %s", err);
 		PQfinish(c);
 		return 1;
 	}
-	mqs_log(MQS_LOG_INFO, "schema at version %d (%d migration%s applied)", mqs_schema_version(c), n,
-	        n == 1 ? "" : "s");
+	syncd_log(MQS_LOG_INFO, "migrate", "schema at version %d (%d migration%s applied)", mqs_schema_version(c), n,
+	          n == 1 ? "" : "s");
 	PQfinish(c);
 	return 0;
 }
@@ -46,20 +48,21 @@ static int cmd_user_add(const struct syncd_config *cfg, const char *id)
 	char token[MQS_TOKEN_LEN + 1];
 	PGconn *c = cli_connect(cfg);
 	if(c == NULL) return 1;
-	enum users_result rc = users_create(c, id, cfg->admin, token);
+	struct db_conn db = {c, "user add"};
+	enum store_rc rc = store_user_create(&db, id, cfg->admin, token);
 	PQfinish(c);
 	switch(rc) {
-	case USERS_OK:
+	case STORE_OK:
 		printf("%s\n", token);
 		return 0;
-	case USERS_INVALID:
-		mqs_log(MQS_LOG_ERR, "user id '%s' must match [A-Za-z0-9_-]{1,64}", id);
+	case STORE_INVALID:
+		syncd_log(MQS_LOG_ERR, "user add", "user id '%s' must match [A-Za-z0-9_-]{1,64}", id);
 		return 2;
-	case USERS_EXISTS:
-		mqs_log(MQS_LOG_ERR, "user '%s' already exists", id);
+	case STORE_CONFLICT:
+		syncd_log(MQS_LOG_ERR, "user add", "user '%s' already exists", id);
 		return 3;
 	default:
-		mqs_log(MQS_LOG_ERR, "cannot create user '%s'", id);
+		syncd_log(MQS_LOG_ERR, "user add", "cannot create user '%s'", id);
 		return 1;
 	}
 }
@@ -76,11 +79,11 @@ static int cmd_serve(const struct syncd_config *cfg)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	mqs_log(MQS_LOG_INFO, "mqsyncd %s starting", MQS_VERSION);
+	syncd_log(MQS_LOG_INFO, NULL, "mqsyncd %s starting", MQS_VERSION);
 	struct syncd *sd = syncd_start(cfg);
 	if(sd == NULL) return 1;
 	sigwait(&set, &sig);
-	mqs_log(MQS_LOG_INFO, "signal %d: stopping", sig);
+	syncd_log(MQS_LOG_INFO, NULL, "signal %d: stopping", sig);
 	syncd_stop(sd);
 	return 0;
 }

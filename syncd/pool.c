@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
+#include "slog.h"
 #include "pg.h"
 #include "util.h"
 
@@ -60,7 +60,7 @@ static PGconn *connect_db(const char *conninfo, syncd_pool_setup setup, bool *un
 	*unreachable = false;
 	PGconn *c = mqs_pg_connect(conninfo, "mqsyncd", "3", NULL);
 	if(PQstatus(c) != CONNECTION_OK) {
-		mqs_log(MQS_LOG_WARN, "database connection failed: %s", PQerrorMessage(c));
+		syncd_log(MQS_LOG_WARN, NULL, "database connection failed: %s", PQerrorMessage(c));
 		PQfinish(c);
 		*unreachable = true;
 		return NULL;

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "slog.h"
 #include "pg.h"
 
 /* The highest seq announced per group (open addressing, grows at half load). Two generations are
@@ -282,12 +282,14 @@ static void *listen_thread(void *arg)
 			}
 			pthread_mutex_unlock(&ws->lock);
 			if(pg == NULL) {
-				if(!warned) mqs_log(MQS_LOG_WARN, "listener: cannot connect; long-polls only time out");
+				if(!warned)
+					syncd_log(MQS_LOG_WARN, NULL,
+					          "listener: cannot connect; long-polls only time out");
 				warned = true;
 				next_try = now;
 				next_try.tv_sec += 1;
 			} else {
-				if(warned) mqs_log(MQS_LOG_INFO, "listener: connected");
+				if(warned) syncd_log(MQS_LOG_INFO, NULL, "listener: connected");
 				warned = false;
 			}
 		}
@@ -311,7 +313,7 @@ static void *listen_thread(void *arg)
 
 		struct pollfd fds[2] = {{ws->pipefd[0], POLLIN, 0}, {pg ? PQsocket(pg) : -1, POLLIN, 0}};
 		int r = poll(fds, pg ? 2 : 1, timeout);
-		if(r < 0 && errno != EINTR) mqs_log(MQS_LOG_WARN, "listener: poll: %s", strerror(errno));
+		if(r < 0 && errno != EINTR) syncd_log(MQS_LOG_WARN, NULL, "listener: poll: %s", strerror(errno));
 		if(r > 0 && (fds[0].revents & POLLIN)) {
 			char buf[256];
 			while(read(ws->pipefd[0], buf, sizeof(buf)) > 0) {
@@ -320,7 +322,7 @@ static void *listen_thread(void *arg)
 		pthread_mutex_lock(&ws->lock);
 		if(pg != NULL && r > 0 && fds[1].revents) {
 			if(PQconsumeInput(pg) == 0) {
-				mqs_log(MQS_LOG_WARN, "listener: connection lost: %s", PQerrorMessage(pg));
+				syncd_log(MQS_LOG_WARN, NULL, "listener: connection lost: %s", PQerrorMessage(pg));
 				PQfinish(pg);
 				pg = NULL;
 				ws->connected = false;

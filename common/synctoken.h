@@ -7,8 +7,8 @@
  * whose keys collide share one entry holding the lower position (a group without progress then
  * gets an entry at its join point): the device may then see a
  * message twice, never miss one. */
-#ifndef MQS_SYNCD_SYNCTOKEN_H
-#define MQS_SYNCD_SYNCTOKEN_H
+#ifndef MQS_SYNCTOKEN_H
+#define MQS_SYNCTOKEN_H
 
 #include <stdbool.h>
 #include <stddef.h>

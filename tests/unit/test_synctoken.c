@@ -1,4 +1,4 @@
-/* Unit tests for syncd/synctoken.c: the sync `next` token round trip, collisions and rejections. */
+/* Unit tests for common/synctoken.c: the sync `next` token round trip, collisions and rejections. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
