@@ -11,28 +11,20 @@
 #include <unistd.h>
 
 #include "slog.h"
+#include "hmap.h"
 #include "pg.h"
 
-/* The highest seq announced per group (open addressing, grows at half load). Two generations are
- * kept and rotated every SEQMAP_ROTATE_S seconds, so memory is bounded by the groups active in the
- * last minute: an announcement only matters for the moment between a handler's query and its
+/* The highest seq announced per group (gid -> malloc'ed int64_t), in common/hmap. Two generations
+ * are kept and rotated every SEQMAP_ROTATE_S seconds, so memory is bounded by the groups active in
+ * the last minute: an announcement only matters for the moment between a handler's query and its
  * suspension. */
 #define SEQMAP_ROTATE_S 30
-struct seqmap_entry {
-	char gid[MQS_ID_MAX + 1];
-	int64_t seq;
-};
-
-struct seqmap {
-	struct seqmap_entry *e; /* gid[0] == '\0' marks a free slot */
-	size_t cap, used;
-};
 
 struct waiters {
 	pthread_mutex_t lock;
 	struct waiter *head; /* held requests */
 	size_t count;
-	struct seqmap announced[2]; /* [0] current generation, [1] previous one */
+	struct hmap *announced[2]; /* [0] current generation, [1] previous one; NULL when empty */
 	struct timespec rotated;
 	bool stop;
 	bool connected;
@@ -76,51 +68,28 @@ void waiter_free(struct waiter *w)
 	w->n = w->cap = 0;
 }
 
-static size_t hash(const char *s)
+static int64_t seqmap_get(const struct hmap *m, const char *gid)
 {
-	size_t h = 14695981039346656037u;
-	for(; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
-	return h;
+	const int64_t *v = m ? hmap_gets(m, gid) : NULL;
+	return v ? *v : 0;
 }
 
-static struct seqmap_entry *seqmap_slot(struct seqmap *m, const char *gid)
+/* Raises gid's announced seq to at least seq in *m (created when NULL). On out of memory the entry
+ * is dropped: a request registering right after may then miss this one wake-up and answer at its
+ * deadline instead. */
+static void seqmap_raise(struct hmap **m, const char *gid, int64_t seq)
 {
-	size_t i = hash(gid) & (m->cap - 1);
-	while(m->e[i].gid[0] != '\0' && strcmp(m->e[i].gid, gid) != 0) i = (i + 1) & (m->cap - 1);
-	return &m->e[i];
-}
-
-static int64_t seqmap_get(struct seqmap *m, const char *gid)
-{
-	if(m->cap == 0) return 0;
-	struct seqmap_entry *e = seqmap_slot(m, gid);
-	return e->gid[0] ? e->seq : 0;
-}
-
-/* Raises gid's announced seq to at least seq. On out of memory the entry is dropped: a request
- * registering right after may then miss this one wake-up and answer at its deadline instead. */
-static void seqmap_raise(struct seqmap *m, const char *gid, int64_t seq)
-{
-	if((m->used + 1) * 2 > m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 1024;
-		struct seqmap_entry *ne = calloc(cap, sizeof(*ne));
-		if(ne == NULL) return;
-		struct seqmap old = *m;
-		m->e = ne;
-		m->cap = cap;
-		for(size_t i = 0; i < old.cap; i++) {
-			if(old.e[i].gid[0]) *seqmap_slot(m, old.e[i].gid) = old.e[i];
-		}
-		free(old.e);
+	if(*m == NULL) *m = hmap_new(free);
+	if(*m == NULL) return;
+	int64_t *v = hmap_gets(*m, gid);
+	if(v != NULL) {
+		if(seq > *v) *v = seq;
+		return;
 	}
-	struct seqmap_entry *e = seqmap_slot(m, gid);
-	if(e->gid[0] == '\0') {
-		strcpy(e->gid, gid);
-		e->seq = seq;
-		m->used++;
-	} else if(seq > e->seq) {
-		e->seq = seq;
-	}
+	v = malloc(sizeof(*v));
+	if(v == NULL) return;
+	*v = seq;
+	if(!hmap_puts(*m, gid, v)) free(v);
 }
 
 static void unlink_waiter(struct waiters *ws, struct waiter *w)
@@ -171,8 +140,8 @@ enum waiters_result waiters_suspend(struct waiters *ws, struct waiter *w, struct
 		return WAITERS_STOPPING;
 	}
 	for(size_t i = 0; i < w->n; i++) {
-		int64_t announced = seqmap_get(&ws->announced[0], w->gids[i]);
-		int64_t older = seqmap_get(&ws->announced[1], w->gids[i]);
+		int64_t announced = seqmap_get(ws->announced[0], w->gids[i]);
+		int64_t older = seqmap_get(ws->announced[1], w->gids[i]);
 		if(announced > w->seen[i] || older > w->seen[i]) {
 			pthread_mutex_unlock(&ws->lock);
 			return WAITERS_RETRY;
@@ -341,9 +310,9 @@ static void *listen_thread(void *arg)
 			if(ms_until(&w->deadline, &now) <= 0) take(ws, w, &wake);
 		}
 		if(now.tv_sec - ws->rotated.tv_sec >= SEQMAP_ROTATE_S) {
-			free(ws->announced[1].e);
+			hmap_free(ws->announced[1]);
 			ws->announced[1] = ws->announced[0];
-			memset(&ws->announced[0], 0, sizeof(ws->announced[0]));
+			ws->announced[0] = NULL; /* created at the next announcement */
 			ws->rotated = now;
 		}
 		pthread_mutex_unlock(&ws->lock);
@@ -400,8 +369,8 @@ void waiters_free(struct waiters *ws)
 	for(int i = 0; i < 2; i++) {
 		if(ws->pipefd[i] >= 0) close(ws->pipefd[i]);
 	}
-	free(ws->announced[0].e);
-	free(ws->announced[1].e);
+	hmap_free(ws->announced[0]);
+	hmap_free(ws->announced[1]);
 	free(ws->conninfo);
 	pthread_mutex_destroy(&ws->lock);
 	free(ws);
