@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "util.h"
 
 #define SYNCTOKEN_MAX_LEN 65536 /* characters; longer tokens are rejected */
 
@@ -29,12 +30,12 @@ void synctoken_normalize(struct synctoken_entry *e, size_t *n);
 
 /* Encodes normalized entries. Returns a malloc'ed NUL-terminated string (caller frees), or NULL
  * on out of memory. */
-char *synctoken_encode(const struct synctoken_entry *e, size_t n);
+MQS_MUST_CHECK char *synctoken_encode(const struct synctoken_entry *e, size_t n);
 
 /* Decodes s. On success *out is a malloc'ed array (caller frees; may be NULL when *n is 0) sorted
  * by key without duplicates. Returns false, with *out NULL, for anything malformed: bad
  * characters, wrong version, truncated or overlong varints, unsorted keys, too long. */
-bool synctoken_decode(const char *s, struct synctoken_entry **out, size_t *n);
+MQS_MUST_CHECK bool synctoken_decode(const char *s, struct synctoken_entry **out, size_t *n);
 
 /* Looks key up in decoded entries; true and *seq when present. */
 bool synctoken_find(const struct synctoken_entry *e, size_t n, uint32_t key, int64_t *seq);

@@ -16,6 +16,7 @@
 #include "pool.h"
 #include "store.h"
 #include "waiters.h"
+#include "util.h"
 
 #define SYNCD_BODY_MAX (1024 * 1024)
 
@@ -93,7 +94,7 @@ unsigned syncd_reply_json(struct syncd_reply *reply, unsigned status, json_t *js
 const char *syncd_query(struct syncd_call *call, const char *name);
 
 /* Rejects (400, false) any query argument not in allowed (NULL-terminated). */
-bool syncd_query_only(struct syncd_call *call, const char *const *allowed, struct syncd_reply *reply);
+MQS_MUST_CHECK bool syncd_query_only(struct syncd_call *call, const char *const *allowed, struct syncd_reply *reply);
 
 /* Counts messages returned, for /metrics. */
 void syncd_count_messages(struct syncd_call *call, size_t n);
@@ -103,7 +104,7 @@ struct syncd_metrics *syncd_metrics_of(struct syncd *sd);
 void syncd_gauges_sample(struct syncd *sd, struct syncd_gauges *g);
 
 /* Starts the server described by cfg (which must outlive it). NULL with a log line on failure. */
-struct syncd *syncd_start(const struct syncd_config *cfg);
+MQS_MUST_CHECK struct syncd *syncd_start(const struct syncd_config *cfg);
 
 /* Stops accepting, answers held long-polls, waits for in-flight requests, frees everything.
  * Accepts NULL. */

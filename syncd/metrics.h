@@ -4,6 +4,7 @@
 #define MQS_SYNCD_METRICS_H
 
 #include <stddef.h>
+#include "util.h"
 
 struct syncd_metrics;
 
@@ -16,7 +17,7 @@ struct syncd_gauges {
 
 /* routes: nroutes labels (kept by pointer; must outlive the metrics). Index nroutes is used for
  * requests that matched no route ("unmatched"). Returns NULL on out of memory. */
-struct syncd_metrics *metrics_new(const char *const *routes, size_t nroutes);
+MQS_MUST_CHECK struct syncd_metrics *metrics_new(const char *const *routes, size_t nroutes);
 void metrics_free(struct syncd_metrics *m);
 
 /* Records one answered request. route may be nroutes (unmatched). */
@@ -26,6 +27,6 @@ void metrics_observe(struct syncd_metrics *m, size_t route, unsigned status, dou
 void metrics_messages(struct syncd_metrics *m, size_t n);
 
 /* Renders everything; returns a malloc'ed string (caller frees) or NULL on out of memory. */
-char *metrics_render(struct syncd_metrics *m, const struct syncd_gauges *g);
+MQS_MUST_CHECK char *metrics_render(struct syncd_metrics *m, const struct syncd_gauges *g);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include "util.h"
 
 struct syncd_pool;
 
@@ -14,12 +15,12 @@ typedef bool (*syncd_pool_setup)(PGconn *conn);
 /* Creates a pool of size connections to conninfo. Connections are opened lazily, so the pool can
  * be created while the database is down. setup may be NULL. Returns NULL on out of memory. Free
  * with syncd_pool_free. */
-struct syncd_pool *syncd_pool_new(const char *conninfo, int size, syncd_pool_setup setup);
+MQS_MUST_CHECK struct syncd_pool *syncd_pool_new(const char *conninfo, int size, syncd_pool_setup setup);
 
 /* Borrows a healthy connection, waiting up to timeout_ms for one to be free. Reconnects a broken
  * connection (libpq connect_timeout applies). Returns NULL if none is free in time or the database
  * cannot be reached: the caller answers 503. Give it back with syncd_pool_put. */
-PGconn *syncd_pool_get(struct syncd_pool *pool, int timeout_ms);
+MQS_MUST_CHECK PGconn *syncd_pool_get(struct syncd_pool *pool, int timeout_ms);
 
 /* Returns a connection. broken=true (or a connection whose status is bad, or one left inside a
  * transaction) makes the pool close it and reconnect on next use. */

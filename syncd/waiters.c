@@ -227,6 +227,52 @@ fail:
 	return NULL;
 }
 
+/* One connection attempt of the LISTEN thread: the connection or NULL (next_try then a second
+ * from now). On success every held request is taken into *wake: notifications may have been
+ * missed while down, so everyone looks again. *warned keeps the log to one line per outage. */
+static PGconn *listen_reconnect(struct waiters *ws, struct timespec *now, struct timespec *next_try, bool *warned,
+                                struct waiter **wake)
+{
+	PGconn *pg = listen_connect(ws->conninfo);
+
+	clock_gettime(CLOCK_MONOTONIC, now);
+	pthread_mutex_lock(&ws->lock);
+	ws->connected = pg != NULL;
+	if(pg != NULL) {
+		while(ws->head) take(ws, ws->head, wake);
+	}
+	pthread_mutex_unlock(&ws->lock);
+	if(pg == NULL) {
+		if(!*warned) syncd_log(MQS_LOG_WARN, NULL, "listener: cannot connect; long-polls only time out");
+		*warned = true;
+		*next_try = *now;
+		next_try->tv_sec += 1;
+	} else {
+		if(*warned) syncd_log(MQS_LOG_INFO, NULL, "listener: connected");
+		*warned = false;
+	}
+	return pg;
+}
+
+/* Reads what arrived on pg and applies its notifications (lock held). Returns pg, or NULL after
+ * closing it when the connection was lost. */
+static PGconn *listen_consume(struct waiters *ws, PGconn *pg, bool *warned, struct waiter **wake)
+{
+	if(PQconsumeInput(pg) == 0) {
+		syncd_log(MQS_LOG_WARN, NULL, "listener: connection lost: %s", PQerrorMessage(pg));
+		PQfinish(pg);
+		ws->connected = false;
+		*warned = true;
+		return NULL;
+	}
+	PGnotify *nf;
+	while((nf = PQnotifies(pg)) != NULL) {
+		on_notify(ws, nf->relname, nf->extra, wake);
+		PQfreemem(nf);
+	}
+	return pg;
+}
+
 static void *listen_thread(void *arg)
 {
 	struct waiters *ws = arg;
@@ -240,28 +286,8 @@ static void *listen_thread(void *arg)
 		int timeout = 1000;
 
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if(pg == NULL && ms_until(&next_try, &now) <= 0) {
-			pg = listen_connect(ws->conninfo);
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			pthread_mutex_lock(&ws->lock);
-			ws->connected = pg != NULL;
-			if(pg != NULL) {
-				/* Notifications may have been missed while down: everyone looks again. */
-				while(ws->head) take(ws, ws->head, &wake);
-			}
-			pthread_mutex_unlock(&ws->lock);
-			if(pg == NULL) {
-				if(!warned)
-					syncd_log(MQS_LOG_WARN, NULL,
-					          "listener: cannot connect; long-polls only time out");
-				warned = true;
-				next_try = now;
-				next_try.tv_sec += 1;
-			} else {
-				if(warned) syncd_log(MQS_LOG_INFO, NULL, "listener: connected");
-				warned = false;
-			}
-		}
+		if(pg == NULL && ms_until(&next_try, &now) <= 0)
+			pg = listen_reconnect(ws, &now, &next_try, &warned, &wake);
 		pthread_mutex_lock(&ws->lock);
 		if(ws->stop) {
 			pthread_mutex_unlock(&ws->lock);
@@ -289,21 +315,7 @@ static void *listen_thread(void *arg)
 			}
 		}
 		pthread_mutex_lock(&ws->lock);
-		if(pg != NULL && r > 0 && fds[1].revents) {
-			if(PQconsumeInput(pg) == 0) {
-				syncd_log(MQS_LOG_WARN, NULL, "listener: connection lost: %s", PQerrorMessage(pg));
-				PQfinish(pg);
-				pg = NULL;
-				ws->connected = false;
-				warned = true;
-			} else {
-				PGnotify *nf;
-				while((nf = PQnotifies(pg)) != NULL) {
-					on_notify(ws, nf->relname, nf->extra, &wake);
-					PQfreemem(nf);
-				}
-			}
-		}
+		if(pg != NULL && r > 0 && fds[1].revents) pg = listen_consume(ws, pg, &warned, &wake);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		for(struct waiter *w = ws->head, *next; w; w = next) {
 			next = w->next;

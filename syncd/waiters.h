@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "ids.h"
+#include "util.h"
 
 /* What one held request waits for. Lives in the request's state; the handler fills it, the
  * registry links it while the connection is suspended. */
@@ -29,7 +30,7 @@ struct waiter {
 /* Forgets the groups (keeps the allocation for reuse). */
 void waiter_reset(struct waiter *w);
 /* Adds a group; false on out of memory. */
-bool waiter_add(struct waiter *w, const char *gid, int64_t seen);
+MQS_MUST_CHECK bool waiter_add(struct waiter *w, const char *gid, int64_t seen);
 /* Frees what the waiter owns. Accepts a zeroed waiter. */
 void waiter_free(struct waiter *w);
 
@@ -37,7 +38,7 @@ struct waiters;
 
 /* Starts the listener thread on its own connection to conninfo (it connects, and reconnects, by
  * itself: the database may be down). Returns NULL on out of memory or thread failure. */
-struct waiters *waiters_start(const char *conninfo);
+MQS_MUST_CHECK struct waiters *waiters_start(const char *conninfo);
 
 enum waiters_result {
 	WAITERS_SUSPENDED, /* conn is suspended; the registry will resume it exactly once */
