@@ -8,3 +8,13 @@ enum store_rc store_ping(struct db_conn *db)
 	PQclear(res);
 	return ok ? STORE_OK : STORE_DB_ERROR;
 }
+
+void store_append(json_t **arr, json_t *v)
+{
+	if(*arr == NULL) {
+		json_decref(v);
+	} else if(v == NULL || json_array_append_new(*arr, v) != 0) {
+		json_decref(*arr);
+		*arr = NULL;
+	}
+}

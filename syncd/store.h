@@ -4,6 +4,8 @@
 #ifndef MQS_SYNCD_STORE_H
 #define MQS_SYNCD_STORE_H
 
+#include <jansson.h>
+
 #include "db.h"
 #include "util.h"
 
@@ -25,6 +27,10 @@ enum store_rc {
 	STORE_DB_ERROR,   /* the database failed (logged by db.c) */
 	STORE_NO_MEMORY,
 };
+
+/* Appends v (a new reference, stolen; NULL after a failed json_pack) to the array *arr. On any
+ * failure *arr is freed and set to NULL, so a list is never silently short. No-op when *arr is NULL. */
+void store_append(json_t **arr, json_t *v);
 
 /* SELECT 1: STORE_OK or STORE_DB_ERROR. */
 MQS_MUST_CHECK enum store_rc store_ping(struct db_conn *db);

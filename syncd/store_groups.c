@@ -153,11 +153,11 @@ enum store_rc store_groups_of(struct db_conn *db, const char *user, json_t **out
 	json_t *arr = json_array();
 	for(int i = 0; arr && i < PQntuples(res); i++) {
 		int64_t last = db_int(res, i, 3), read = db_int(res, i, 5);
-		json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "id", PQgetvalue(res, i, 0),
-		                                     "name", PQgetvalue(res, i, 1), "role", PQgetvalue(res, i, 2),
-		                                     "last_seq", (json_int_t)last, "delivered_seq",
-		                                     (json_int_t)db_int(res, i, 4), "read_seq", (json_int_t)read,
-		                                     "unread", (json_int_t)(last > read ? last - read : 0)));
+		store_append(&arr,
+		             json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "id", PQgetvalue(res, i, 0), "name",
+		                       PQgetvalue(res, i, 1), "role", PQgetvalue(res, i, 2), "last_seq",
+		                       (json_int_t)last, "delivered_seq", (json_int_t)db_int(res, i, 4), "read_seq",
+		                       (json_int_t)read, "unread", (json_int_t)(last > read ? last - read : 0)));
 	}
 	PQclear(res);
 	*out = arr;
@@ -187,7 +187,7 @@ enum store_rc store_members(struct db_conn *db, const char *gid, json_t **out)
 		return STORE_DB_ERROR;
 	}
 	json_t *arr = json_array();
-	for(int i = 0; arr && i < PQntuples(res); i++) json_array_append_new(arr, member_object(res, i));
+	for(int i = 0; arr && i < PQntuples(res); i++) store_append(&arr, member_object(res, i));
 	PQclear(res);
 	*out = arr;
 	return built(arr);
@@ -276,8 +276,8 @@ enum store_rc store_presence(struct db_conn *db, const char *user, const struct 
 	}
 	json_t *arr = json_array();
 	for(int i = 0; arr && i < PQntuples(res); i++) {
-		json_array_append_new(
-		        arr, json_pack("{s:s,s:b,s:o}", "user", PQgetvalue(res, i, 0), "online", db_bool(res, i, 1),
+		store_append(&arr,
+		             json_pack("{s:s,s:b,s:o}", "user", PQgetvalue(res, i, 0), "online", db_bool(res, i, 1),
 		                       "last_seen",
 		                       PQgetisnull(res, i, 2) ? json_null() : json_string(PQgetvalue(res, i, 2))));
 	}

@@ -245,7 +245,7 @@ enum store_rc store_ack_apply(struct db_conn *db, const char *user, const struct
 	}
 	json_t *arr = json_array();
 	for(int i = 0; arr && i < PQntuples(res); i++)
-		json_array_append_new(arr, cursor_json(PQgetvalue(res, i, 0), db_int(res, i, 1), db_int(res, i, 2)));
+		store_append(&arr, cursor_json(PQgetvalue(res, i, 0), db_int(res, i, 1), db_int(res, i, 2)));
 	*cursors = arr;
 	rc = arr ? STORE_OK : STORE_NO_MEMORY;
 done:
@@ -326,7 +326,7 @@ static json_t *status_list(struct db_conn *db, const char *const p[3], int64_t c
 			c[0]++;
 			r = json_pack("{s:s,s:s,s:b}", "user", u, "status", "pending", "online", db_bool(res, i, 3));
 		}
-		json_array_append_new(arr, r);
+		store_append(&arr, r);
 	}
 	PQclear(res);
 	return arr;
