@@ -1,4 +1,4 @@
-/* Unit tests for common/: identifier validation and tokens. */
+/* Unit tests for common/: identifier validation, tokens, integer parsing, deadlines and the online rule. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ids.h"
+#include "pg.h"
 #include "token.h"
 #include "util.h"
 
@@ -84,13 +85,17 @@ static void test_deadline(void **state)
 	assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
 }
 
+static void test_online_rule(void **state)
+{
+	assert_int_equal(MQS_ONLINE_WINDOW_S, 90);
+	assert_string_equal(MQS_SQL_ONLINE("p.last_seen"), "(p.last_seen > now() - interval '90 seconds')");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_ids),
-	        cmocka_unit_test(test_tokens),
-	        cmocka_unit_test(test_parse_long),
-	        cmocka_unit_test(test_deadline),
+	        cmocka_unit_test(test_ids),      cmocka_unit_test(test_tokens),      cmocka_unit_test(test_parse_long),
+	        cmocka_unit_test(test_deadline), cmocka_unit_test(test_online_rule),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
