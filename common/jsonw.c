@@ -5,21 +5,16 @@
 #include <string.h>
 
 #include "codec.h"
+#include "util.h"
 
 /* Makes room for n more bytes plus the NUL. False (and oom) on failure. */
 static bool reserve(struct jsonw *w, size_t n)
 {
 	if(w->oom) return false;
-	if(w->len + n + 1 <= w->cap) return true;
-	size_t cap = w->cap ? w->cap : 4096;
-	while(cap < w->len + n + 1) cap *= 2;
-	char *s = realloc(w->s, cap);
-	if(s == NULL) {
+	if(n >= SIZE_MAX - w->len || !mqs_grow(&w->s, &w->cap, w->len + n + 1, 4096)) {
 		w->oom = true;
 		return false;
 	}
-	w->s = s;
-	w->cap = cap;
 	return true;
 }
 

@@ -10,21 +10,10 @@
 static bool reserve(struct mqs_pgarr *a, size_t n)
 {
 	if(a->oom) return false;
-	if(n > SIZE_MAX / 4 || a->len + n + 3 > SIZE_MAX / 2) {
+	if(n > SIZE_MAX / 4 || a->len > SIZE_MAX / 2 || !mqs_grow(&a->s, &a->cap, a->len + n + 3, 256)) {
 		a->oom = true;
 		return false;
 	}
-	size_t need = a->len + n + 3;
-	if(need <= a->cap) return true;
-	size_t cap = a->cap ? a->cap : 256;
-	while(cap < need) cap *= 2;
-	char *s = realloc(a->s, cap);
-	if(s == NULL) {
-		a->oom = true;
-		return false;
-	}
-	a->s = s;
-	a->cap = cap;
 	return true;
 }
 

@@ -29,20 +29,28 @@ static char *render(const struct mqs_msg_view *m)
 	return out;
 }
 
+/* A view of NUL-terminated strings (cid NULL: absent). */
+static struct mqs_msg_view view(int64_t id, int64_t seq, const char *group, const char *sender, const char *ts,
+                                const void *payload, size_t payload_len, const char *cid)
+{
+	return (struct mqs_msg_view){.id = id,
+	                             .seq = seq,
+	                             .group = group,
+	                             .group_len = strlen(group),
+	                             .sender = sender,
+	                             .sender_len = strlen(sender),
+	                             .ts = ts,
+	                             .ts_len = strlen(ts),
+	                             .payload = payload,
+	                             .payload_len = payload_len,
+	                             .cid = cid,
+	                             .cid_len = cid ? strlen(cid) : 0};
+}
+
 static void test_utf8_with_cid(void **state)
 {
-	struct mqs_msg_view m = {.id = 17,
-	                         .seq = 3,
-	                         .group = "g1",
-	                         .group_len = 2,
-	                         .sender = "alice",
-	                         .sender_len = 5,
-	                         .ts = "2026-01-02T03:04:05.678Z",
-	                         .ts_len = 24,
-	                         .payload = "hi \"there\" \\ caf\xc3\xa9\n",
-	                         .payload_len = 19,
-	                         .cid = "c-1",
-	                         .cid_len = 3};
+	struct mqs_msg_view m =
+	        view(17, 3, "g1", "alice", "2026-01-02T03:04:05.678Z", "hi \"there\" \\ caf\xc3\xa9\n", 19, "c-1");
 	assert_string_equal(render(&m), "{\"id\":17,\"group\":\"g1\",\"seq\":3,\"sender\":\"alice\","
 	                                "\"ts\":\"2026-01-02T03:04:05.678Z\",\"payload\":\"hi \\\"there\\\" \\\\ "
 	                                "caf\xc3\xa9\\n\",\"encoding\":\"utf8\",\"cid\":\"c-1\"}");
@@ -67,18 +75,7 @@ static void test_binary_no_cid(void **state)
 
 static void test_empty_and_nul(void **state)
 {
-	struct mqs_msg_view m = {.id = 1,
-	                         .seq = 0,
-	                         .group = "g",
-	                         .group_len = 1,
-	                         .sender = "u",
-	                         .sender_len = 1,
-	                         .ts = "t",
-	                         .ts_len = 1,
-	                         .payload = NULL,
-	                         .payload_len = 0,
-	                         .cid = "",
-	                         .cid_len = 0};
+	struct mqs_msg_view m = view(1, 0, "g", "u", "t", NULL, 0, "");
 	/* An empty payload is valid UTF-8; an empty cid is present (cid == NULL is absent). */
 	assert_string_equal(render(&m), "{\"id\":1,\"group\":\"g\",\"seq\":0,\"sender\":\"u\",\"ts\":\"t\","
 	                                "\"payload\":\"\",\"encoding\":\"utf8\",\"cid\":\"\"}");
@@ -102,16 +99,7 @@ static void test_empty_and_nul(void **state)
 static void test_appends(void **state)
 {
 	struct jsonw w = {0};
-	struct mqs_msg_view m = {.id = -2,
-	                         .seq = 5,
-	                         .group = "g",
-	                         .group_len = 1,
-	                         .sender = "u",
-	                         .sender_len = 1,
-	                         .ts = "t",
-	                         .ts_len = 1,
-	                         .payload = "x",
-	                         .payload_len = 1};
+	struct mqs_msg_view m = view(-2, 5, "g", "u", "t", "x", 1, NULL);
 
 	jsonw_lit(&w, "[");
 	mqs_msgjson_write(&w, &m);
