@@ -1,9 +1,10 @@
 /* synctoken: encoding and decoding of the opaque sync position token (see synctoken.h). */
 #include "synctoken.h"
 
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "codec.h"
 
 #define SYNCTOKEN_VERSION 1
 
@@ -49,29 +50,16 @@ char *synctoken_encode(const struct synctoken_entry *e, size_t n)
 	raw[len++] = SYNCTOKEN_VERSION;
 	for(size_t i = 0; i < n; i++) {
 		uint64_t v = (uint64_t)e[i].seq;
-		raw[len++] = (unsigned char)(e[i].key >> 24);
-		raw[len++] = (unsigned char)(e[i].key >> 16);
-		raw[len++] = (unsigned char)(e[i].key >> 8);
-		raw[len++] = (unsigned char)e[i].key;
+		mqs_be32_put(raw + len, e[i].key);
+		len += 4;
 		do {
 			unsigned char b = v & 0x7f;
 			v >>= 7;
 			raw[len++] = v ? (unsigned char)(b | 0x80) : b;
 		} while(v);
 	}
-	/* EVP_EncodeBlock writes 4 characters per 3 bytes plus a NUL. */
-	out = malloc((len + 2) / 3 * 4 + 1);
-	if(out == NULL) goto done;
-	int m = EVP_EncodeBlock((unsigned char *)out, raw, (int)len);
-	while(m > 0 && out[m - 1] == '=') m--;
-	out[m] = '\0';
-	for(int i = 0; i < m; i++) {
-		if(out[i] == '+')
-			out[i] = '-';
-		else if(out[i] == '/')
-			out[i] = '_';
-	}
-done:
+	out = malloc(mqs_b64_len(len, true) + 1);
+	if(out != NULL) mqs_b64_encode(raw, len, out, true);
 	free(raw);
 	return out;
 }
@@ -79,38 +67,25 @@ done:
 bool synctoken_decode(const char *s, struct synctoken_entry **out, size_t *n)
 {
 	size_t slen = s ? strlen(s) : 0;
-	char *b64 = NULL;
 	unsigned char *raw = NULL;
 	struct synctoken_entry *e = NULL;
 	size_t ne = 0;
 
 	*out = NULL;
 	*n = 0;
-	if(slen == 0 || slen > SYNCTOKEN_MAX_LEN || slen % 4 == 1) return false;
-	for(size_t i = 0; i < slen; i++) {
-		char c = s[i];
-		if(!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-		     c == '_'))
-			return false;
-	}
-	size_t pad = (4 - slen % 4) % 4;
-	b64 = malloc(slen + pad + 1);
-	raw = malloc((slen + pad) / 4 * 3 + 1);
-	if(b64 == NULL || raw == NULL) goto fail;
-	for(size_t i = 0; i < slen; i++) b64[i] = s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
-	memset(b64 + slen, '=', pad);
-	b64[slen + pad] = '\0';
-	int m = EVP_DecodeBlock(raw, (unsigned char *)b64, (int)(slen + pad));
-	if(m < 0 || (size_t)m < pad) goto fail;
-	size_t len = (size_t)m - pad; /* EVP_DecodeBlock counts the padding as zero bytes */
-	if(len < 1 || raw[0] != SYNCTOKEN_VERSION) goto fail;
+	if(slen == 0 || slen > SYNCTOKEN_MAX_LEN) return false;
+	size_t cap = slen / 4 * 3 + 3;
+	raw = malloc(cap);
+	if(raw == NULL) return false;
+	long m = mqs_b64url_decode(s, slen, raw, cap); /* -1: bad characters, or 4k+1 characters */
+	if(m < 1 || raw[0] != SYNCTOKEN_VERSION) goto fail;
+	size_t len = (size_t)m;
 	/* Every entry takes at least 5 bytes. */
 	e = malloc(((len - 1) / 5 + 1) * sizeof(*e));
 	if(e == NULL) goto fail;
 	for(size_t p = 1; p < len;) {
 		if(len - p < 5) goto fail;
-		uint32_t key =
-		        (uint32_t)raw[p] << 24 | (uint32_t)raw[p + 1] << 16 | (uint32_t)raw[p + 2] << 8 | raw[p + 3];
+		uint32_t key = mqs_be32_get(raw + p);
 		p += 4;
 		uint64_t v = 0;
 		int shift = 0;
@@ -127,7 +102,6 @@ bool synctoken_decode(const char *s, struct synctoken_entry **out, size_t *n)
 		e[ne].seq = (int64_t)v;
 		ne++;
 	}
-	free(b64);
 	free(raw);
 	if(ne == 0) {
 		free(e);
@@ -138,7 +112,6 @@ bool synctoken_decode(const char *s, struct synctoken_entry **out, size_t *n)
 	return true;
 
 fail:
-	free(b64);
 	free(raw);
 	free(e);
 	return false;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "slog.h"
 
 static const struct {
@@ -105,42 +106,8 @@ bool db_bool(const PGresult *res, int row, int col)
 
 int64_t db_bin_int8(const PGresult *res, int row, int col)
 {
-	const unsigned char *p = (const unsigned char *)PQgetvalue(res, row, col);
-	uint64_t v = 0;
-
 	if(PQgetisnull(res, row, col) || PQgetlength(res, row, col) != 8) return 0;
-	for(int i = 0; i < 8; i++) v = v << 8 | p[i];
-	return (int64_t)v;
-}
-
-static void buf_grow(struct db_buf *b, size_t need)
-{
-	if(b->oom || b->len + need + 1 <= b->cap) return;
-	size_t cap = b->cap ? b->cap : 256;
-	while(cap < b->len + need + 1) cap *= 2;
-	char *s = realloc(b->s, cap);
-	if(s == NULL) {
-		b->oom = true;
-		return;
-	}
-	b->s = s;
-	b->cap = cap;
-}
-
-void db_buf_add(struct db_buf *b, const char *s)
-{
-	size_t n = strlen(s);
-	buf_grow(b, n);
-	if(b->oom) return;
-	memcpy(b->s + b->len, s, n + 1);
-	b->len += n;
-}
-
-void db_buf_add_id(struct db_buf *b, const char *id)
-{
-	db_buf_add(b, "\"");
-	db_buf_add(b, id);
-	db_buf_add(b, "\"");
+	return (int64_t)mqs_be64_get(PQgetvalue(res, row, col));
 }
 
 void db_idlist_add(struct db_idlist *l, const char *s, size_t len)
@@ -168,23 +135,12 @@ void db_idlist_free(struct db_idlist *l)
 	memset(l, 0, sizeof(*l));
 }
 
-const char *db_idlist_literal(struct db_buf *b, const struct db_idlist *l)
+const char *db_idlist_literal(struct mqs_pgarr *a, const struct db_idlist *l)
 {
 	if(l->oom) return NULL;
-	b->len = 0;
-	db_buf_add(b, "{");
-	for(size_t i = 0; i < l->n; i++) {
-		if(i) db_buf_add(b, ",");
-		db_buf_add_id(b, l->id[i]);
-	}
-	db_buf_add(b, "}");
-	return b->oom ? NULL : b->s;
-}
-
-void db_buf_free(struct db_buf *b)
-{
-	free(b->s);
-	memset(b, 0, sizeof(*b));
+	mqs_pgarr_reset(a);
+	for(size_t i = 0; i < l->n; i++) mqs_pgarr_add_str(a, l->id[i], strlen(l->id[i]));
+	return mqs_pgarr_text(a);
 }
 
 char *db_i64(char *buf, int64_t v)

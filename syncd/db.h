@@ -1,7 +1,7 @@
 /* db: thin helpers over libpq for the store layer (store_*.c, the only callers): parameterized
- * statements, transactions, result accessors and array literals. Every statement goes through
- * PQexecParams: no SQL is ever built from request data (array literals hold only validated ids and
- * integers, passed as parameters). */
+ * statements, transactions, result accessors and the id lists handlers collect (array literals are common/pgarr). Every
+ * statement goes through PQexecParams: no SQL is ever built from request data (array literals hold only validated ids
+ * and integers, passed as parameters). */
 #ifndef MQS_SYNCD_DB_H
 #define MQS_SYNCD_DB_H
 
@@ -13,6 +13,7 @@
 
 #include "ids.h"
 #include "pg.h"
+#include "pgarr.h"
 #include "util.h"
 
 /* A connection as the store sees it: a pooled (or CLI) connection and what it serves, which
@@ -69,16 +70,6 @@ bool db_bool(const PGresult *res, int row, int col);
 /* Binary-format accessor for int8 columns. */
 int64_t db_bin_int8(const PGresult *res, int row, int col);
 
-/* A growable string buffer for array literals such as {a,b,c}. */
-struct db_buf {
-	char *s;
-	size_t len, cap;
-	bool oom;
-};
-void db_buf_add(struct db_buf *b, const char *s);
-/* Appends an identifier as a double-quoted array element: unquoted, the valid ids "null"/"NULL"
- * would be read as SQL NULL. id must not contain '"' or '\\' (ids are [A-Za-z0-9_-]). */
-void db_buf_add_id(struct db_buf *b, const char *id);
 /* A list of validated ids ([A-Za-z0-9_-]{1,64}) that a handler collects for the store. */
 struct db_idlist {
 	char (*id)[MQS_ID_MAX + 1];
@@ -90,11 +81,9 @@ void db_idlist_add(struct db_idlist *l, const char *s, size_t len);
 /* Frees the list's memory (accepts a zeroed list). */
 void db_idlist_free(struct db_idlist *l);
 
-/* The text array literal of l's ids in b (emptied first): owned by b, or NULL on out of memory. */
-MQS_MUST_CHECK const char *db_idlist_literal(struct db_buf *b, const struct db_idlist *l);
-
-/* Frees the buffer's memory (accepts an empty buffer). */
-void db_buf_free(struct db_buf *b);
+/* The text array literal of l's ids in a (emptied first; common/pgarr): owned by a, or NULL on out
+ * of memory. */
+MQS_MUST_CHECK const char *db_idlist_literal(struct mqs_pgarr *a, const struct db_idlist *l);
 
 /* Formats an int64 into buf (at least 21 bytes); returns buf. */
 char *db_i64(char *buf, int64_t v);

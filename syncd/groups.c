@@ -1,12 +1,12 @@
 /* groups: the groups, members and presence endpoints: parse, call store_groups, answer. */
 #include "groups.h"
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "http.h"
 #include "input.h"
 #include "store_groups.h"
@@ -19,12 +19,9 @@
 static bool new_group_id(char out[17])
 {
 	unsigned char raw[12];
-	unsigned char b64[17];
 
 	if(RAND_bytes(raw, sizeof(raw)) != 1) return false;
-	EVP_EncodeBlock(b64, raw, sizeof(raw));
-	for(int i = 0; i < 16; i++) out[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : (char)b64[i];
-	out[16] = '\0';
+	mqs_b64_encode(raw, sizeof(raw), out, true); /* 12 bytes: 16 characters, no padding */
 	return true;
 }
 

@@ -11,6 +11,7 @@
 #include "http.h"
 #include "input.h"
 #include "jsonw.h"
+#include "msgjson.h"
 #include "store_groups.h"
 #include "store_messages.h"
 #include "syncpage.h"
@@ -21,42 +22,14 @@
 #define SYNC_WAIT_MAX      60
 #define ACK_MAX_ENTRIES    10000
 
-/* Writes the SPEC 5.1 message object of m. */
-static void msg_write(struct jsonw *w, const struct store_msg *m)
-{
-	bool utf8 = jsonw_utf8_valid(m->payload, m->payload_len);
-
-	jsonw_lit(w, "{\"id\":");
-	jsonw_int(w, m->id);
-	jsonw_lit(w, ",\"group\":");
-	jsonw_str(w, m->group, m->group_len);
-	jsonw_lit(w, ",\"seq\":");
-	jsonw_int(w, m->seq);
-	jsonw_lit(w, ",\"sender\":");
-	jsonw_str(w, m->sender, m->sender_len);
-	jsonw_lit(w, ",\"ts\":");
-	jsonw_str(w, m->ts, m->ts_len);
-	jsonw_lit(w, ",\"payload\":");
-	if(utf8)
-		jsonw_str(w, m->payload, m->payload_len);
-	else
-		jsonw_base64(w, m->payload, m->payload_len);
-	jsonw_lit(w, utf8 ? ",\"encoding\":\"utf8\"" : ",\"encoding\":\"base64\"");
-	if(m->cid != NULL) {
-		jsonw_lit(w, ",\"cid\":");
-		jsonw_str(w, m->cid, m->cid_len);
-	}
-	jsonw_lit(w, "}");
-}
-
 /* Writes every fetched message, comma-separated. */
 static void msgs_write(struct jsonw *w, const struct store_msgs *msgs)
 {
 	for(size_t i = 0; i < store_msgs_count(msgs); i++) {
-		struct store_msg m;
+		struct mqs_msg_view m;
 		store_msgs_get(msgs, i, &m);
 		if(i) jsonw_lit(w, ",");
-		msg_write(w, &m);
+		mqs_msgjson_write(w, &m);
 	}
 }
 
@@ -150,7 +123,7 @@ static unsigned sync_render(struct syncd_call *call, struct syncpage_group *gs, 
 		/* Committed seqs are a gapless prefix, so a group's position becomes its upto unless the
 		 * group was deleted meanwhile. */
 		for(size_t i = 0; i < store_msgs_count(msgs); i++) {
-			struct store_msg m;
+			struct mqs_msg_view m;
 			store_msgs_get(msgs, i, &m);
 			if(!syncpage_returned(gs, ng, &cursor, m.group, m.group_len, m.seq)) break;
 		}

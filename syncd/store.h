@@ -7,11 +7,8 @@
 #include <jansson.h>
 
 #include "db.h"
+#include "pg.h"
 #include "util.h"
-
-#ifndef MQS_SQL_ONLINE /* until common/pg.h has the rule */
-#define MQS_SQL_ONLINE(last_seen_col) "(" last_seen_col " > now() - interval '90 seconds')"
-#endif
 
 /* SQL: true when user uid (an SQL expression) has a live MQTT connection on some broker node. */
 #define STORE_SQL_ONLINE(uid)                                                                                          \

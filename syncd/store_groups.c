@@ -114,7 +114,7 @@ static enum store_rc insert_group(struct db_conn *db, const char *gid, const cha
 enum store_rc store_group_create(struct db_conn *db, const char *gid, const char *name, const char *creator,
                                  const struct db_idlist *members, char missing[MQS_ID_MAX + 1])
 {
-	struct db_buf list = {0};
+	struct mqs_pgarr list = {0};
 	const char *lit = db_idlist_literal(&list, members);
 	enum store_rc rc;
 
@@ -132,7 +132,7 @@ enum store_rc store_group_create(struct db_conn *db, const char *gid, const char
 				rc = STORE_DB_ERROR;
 		}
 	}
-	db_buf_free(&list);
+	mqs_pgarr_free(&list);
 	return rc;
 }
 
@@ -243,12 +243,12 @@ enum store_rc store_member_remove(struct db_conn *db, const char *gid, const cha
 
 enum store_rc store_presence(struct db_conn *db, const char *user, const struct db_idlist *only, json_t **out)
 {
-	struct db_buf list = {0};
+	struct mqs_pgarr list = {0};
 	const char *lit = NULL;
 
 	*out = NULL;
 	if(only != NULL && (lit = db_idlist_literal(&list, only)) == NULL) {
-		db_buf_free(&list);
+		mqs_pgarr_free(&list);
 		return STORE_NO_MEMORY;
 	}
 	/* Only the caller and users sharing a group with it. */
@@ -269,7 +269,7 @@ enum store_rc store_presence(struct db_conn *db, const char *user, const struct 
 	                                                                            "GROUP BY u.id ORDER BY u.id "
 	                                                                            "COLLATE \"C\"",
 	        2, p, false);
-	db_buf_free(&list);
+	mqs_pgarr_free(&list);
 	if(!db_ok(res)) {
 		PQclear(res);
 		return STORE_DB_ERROR;

@@ -15,7 +15,7 @@ size_t store_msgs_count(const struct store_msgs *m)
 	return (size_t)PQntuples(m->res);
 }
 
-void store_msgs_get(const struct store_msgs *m, size_t i, struct store_msg *out)
+void store_msgs_get(const struct store_msgs *m, size_t i, struct mqs_msg_view *out)
 {
 	const PGresult *res = m->res;
 	int row = (int)i;
@@ -100,32 +100,22 @@ enum store_rc store_sync_groups(struct db_conn *db, const char *user, const char
 
 enum store_rc store_sync_fetch(struct db_conn *db, const struct syncpage_group *g, size_t n, struct store_msgs **out)
 {
-	struct db_buf ids = {0}, los = {0}, his = {0};
-	size_t nranges = 0;
+	struct mqs_pgarr ids = {0}, los = {0}, his = {0};
 	enum store_rc rc = STORE_NO_MEMORY;
 
 	*out = NULL;
 	for(size_t i = 0; i < n; i++) {
 		if(g[i].upto <= g[i].pos) continue;
-		char n1[21], n2[21];
-		db_buf_add(&ids, nranges ? "," : "{");
-		db_buf_add_id(&ids, g[i].gid);
-		db_buf_add(&los, nranges ? "," : "{");
-		db_buf_add(&los, db_i64(n1, g[i].pos));
-		db_buf_add(&his, nranges ? "," : "{");
-		db_buf_add(&his, db_i64(n2, g[i].upto));
-		nranges++;
+		mqs_pgarr_add_str(&ids, g[i].gid, strlen(g[i].gid));
+		mqs_pgarr_add_int(&los, g[i].pos);
+		mqs_pgarr_add_int(&his, g[i].upto);
 	}
-	db_buf_add(&ids, nranges ? "}" : "{}");
-	db_buf_add(&los, nranges ? "}" : "{}");
-	db_buf_add(&his, nranges ? "}" : "{}");
-	if(!ids.oom && !los.oom && !his.oom) {
-		const char *p[3] = {ids.s, los.s, his.s};
+	const char *p[3] = {mqs_pgarr_text(&ids), mqs_pgarr_text(&los), mqs_pgarr_text(&his)};
+	if(p[0] != NULL && p[1] != NULL && p[2] != NULL)
 		rc = msgs_of(db_exec_stmt(db, DB_STMT_SYNC_MESSAGES, 3, p, true), out);
-	}
-	db_buf_free(&ids);
-	db_buf_free(&los);
-	db_buf_free(&his);
+	mqs_pgarr_free(&ids);
+	mqs_pgarr_free(&los);
+	mqs_pgarr_free(&his);
 	return rc;
 }
 
@@ -149,18 +139,12 @@ enum store_rc store_history(struct db_conn *db, const char *gid, int64_t after, 
 enum store_rc store_ack_resolve(struct db_conn *db, const int64_t *ids, size_t n, struct store_ack *out,
                                 int64_t *missing)
 {
-	struct db_buf idl = {0};
+	struct mqs_pgarr idl = {0};
 	enum store_rc rc = STORE_NO_MEMORY;
 
-	db_buf_add(&idl, "{");
-	for(size_t i = 0; i < n; i++) {
-		char num[21];
-		db_buf_add(&idl, i ? "," : "");
-		db_buf_add(&idl, db_i64(num, ids[i]));
-	}
-	db_buf_add(&idl, "}");
-	if(idl.oom) goto done;
-	const char *p[1] = {idl.s};
+	for(size_t i = 0; i < n; i++) mqs_pgarr_add_int(&idl, ids[i]);
+	const char *p[1] = {mqs_pgarr_text(&idl)};
+	if(p[0] == NULL) goto done;
 	PGresult *res = db_exec(db,
 	                        "SELECT r.id, m.group_id, m.seq FROM unnest($1::bigint[]) AS r(id) "
 	                        "LEFT JOIN messages m ON m.id = r.id",
@@ -177,7 +161,7 @@ enum store_rc store_ack_resolve(struct db_conn *db, const int64_t *ids, size_t n
 	}
 	PQclear(res);
 done:
-	db_buf_free(&idl);
+	mqs_pgarr_free(&idl);
 	return rc;
 }
 
@@ -211,24 +195,17 @@ static enum store_rc ack_check(struct db_conn *db, const char *const p[3], struc
 enum store_rc store_ack_apply(struct db_conn *db, const char *user, const struct store_ack *acks, size_t n,
                               struct store_ack_refusal *why, json_t **cursors)
 {
-	struct db_buf gids = {0}, seqs = {0};
+	struct mqs_pgarr gids = {0}, seqs = {0};
 	enum store_rc rc = STORE_NO_MEMORY;
 	PGresult *res = NULL;
 
 	*cursors = NULL;
-	db_buf_add(&gids, "{");
-	db_buf_add(&seqs, "{");
 	for(size_t i = 0; i < n; i++) {
-		char num[21];
-		db_buf_add(&gids, i ? "," : "");
-		db_buf_add_id(&gids, acks[i].group);
-		db_buf_add(&seqs, i ? "," : "");
-		db_buf_add(&seqs, db_i64(num, acks[i].seq));
+		mqs_pgarr_add_str(&gids, acks[i].group, strlen(acks[i].group));
+		mqs_pgarr_add_int(&seqs, acks[i].seq);
 	}
-	db_buf_add(&gids, "}");
-	db_buf_add(&seqs, "}");
-	if(gids.oom || seqs.oom) goto done;
-	const char *p[3] = {user, gids.s, seqs.s};
+	const char *p[3] = {user, mqs_pgarr_text(&gids), mqs_pgarr_text(&seqs)};
+	if(p[1] == NULL || p[2] == NULL) goto done;
 	rc = ack_check(db, p, why);
 	if(rc != STORE_OK) goto done;
 	/* One statement: all cursors move or none. */
@@ -250,8 +227,8 @@ enum store_rc store_ack_apply(struct db_conn *db, const char *user, const struct
 	rc = arr ? STORE_OK : STORE_NO_MEMORY;
 done:
 	PQclear(res);
-	db_buf_free(&gids);
-	db_buf_free(&seqs);
+	mqs_pgarr_free(&gids);
+	mqs_pgarr_free(&seqs);
 	return rc;
 }
 
@@ -301,14 +278,14 @@ enum store_rc store_read_mark(struct db_conn *db, const char *gid, const char *u
 static json_t *status_list(struct db_conn *db, const char *const p[3], int64_t c[3], enum store_rc *rc)
 {
 	/* Recipients: members at the time it was sent (joined before it), except the sender. */
-	PGresult *res = db_exec(db,
-	                        "SELECT ms.user_id, ms.delivered_seq >= $2::bigint, ms.read_seq >= $2::bigint, "
-	                        "EXISTS (SELECT 1 FROM presence p WHERE p.user_id = ms.user_id AND p.connections > 0 "
-	                        "AND " MQS_SQL_ONLINE("p.last_seen") ") "
-	                                                             "FROM memberships ms WHERE ms.group_id = $1 AND "
-	                                                             "ms.user_id <> $3 AND ms.joined_seq < "
-	                                                             "$2::bigint ORDER BY ms.user_id COLLATE \"C\"",
-	                        3, p, false);
+	PGresult *res = db_exec(
+	        db,
+	        "SELECT ms.user_id, ms.delivered_seq >= $2::bigint, ms.read_seq >= $2::bigint, " STORE_SQL_ONLINE(
+	                "ms.user_id") " "
+	                              "FROM memberships ms WHERE ms.group_id = $1 AND "
+	                              "ms.user_id <> $3 AND ms.joined_seq < "
+	                              "$2::bigint ORDER BY ms.user_id COLLATE \"C\"",
+	        3, p, false);
 	json_t *arr = NULL;
 
 	*rc = db_ok(res) ? STORE_OK : STORE_DB_ERROR;

@@ -10,29 +10,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "msgjson.h"
 #include "store.h"
 #include "syncpage.h"
 
-/* One stored message, borrowed from a struct store_msgs (valid until store_msgs_free); strings are
- * not NUL-terminated where a length is given. */
-struct store_msg {
-	int64_t id, seq;
-	const char *group;
-	size_t group_len;
-	const char *sender;
-	size_t sender_len;
-	const char *ts;
-	size_t ts_len;
-	const void *payload;
-	size_t payload_len;
-	const char *cid; /* NULL: absent */
-	size_t cid_len;
-};
-
-/* Fetched messages, in the order the query gave. */
+/* Fetched messages, in the order the query gave. store_msgs_get's view borrows from m (valid
+ * until store_msgs_free). */
 struct store_msgs;
 size_t store_msgs_count(const struct store_msgs *m);
-void store_msgs_get(const struct store_msgs *m, size_t i, struct store_msg *out);
+void store_msgs_get(const struct store_msgs *m, size_t i, struct mqs_msg_view *out);
 /* Accepts NULL. */
 void store_msgs_free(struct store_msgs *m);
 

@@ -12,6 +12,7 @@
 
 #include "slog.h"
 #include "hmap.h"
+#include "notify.h"
 #include "pg.h"
 
 /* The highest seq announced per group (gid -> malloc'ed int64_t), in common/hmap. Two generations
@@ -183,14 +184,11 @@ static int64_t ms_until(const struct timespec *t, const struct timespec *now)
 /* Applies one notification. Lock held. */
 static void on_notify(struct waiters *ws, const char *channel, const char *payload, struct waiter **out)
 {
-	if(!strcmp(channel, "mqsync_msg")) {
-		const char *colon = strrchr(payload, ':');
-		char gid[MQS_ID_MAX + 1];
-		size_t len = colon ? (size_t)(colon - payload) : 0;
-		if(len == 0 || len > MQS_ID_MAX) return;
-		memcpy(gid, payload, len);
-		gid[len] = '\0';
-		int64_t seq = strtoll(colon + 1, NULL, 10);
+	char gid[MQS_ID_MAX + 1], uid[MQS_ID_MAX + 1];
+	int64_t seq;
+
+	if(!strcmp(channel, MQS_CHAN_MSG)) {
+		if(!mqs_notify_msg_parse(payload, gid, &seq)) return;
 		seqmap_raise(&ws->announced[0], gid, seq);
 		for(struct waiter *w = ws->head, *next; w; w = next) {
 			next = w->next;
@@ -201,9 +199,8 @@ static void on_notify(struct waiters *ws, const char *channel, const char *paylo
 				}
 			}
 		}
-	} else if(!strcmp(channel, "mqsync_state") && !strncmp(payload, "member:", 7)) {
+	} else if(!strcmp(channel, MQS_CHAN_STATE) && mqs_notify_state_parse(payload, gid, uid) == MQS_NOTIFY_MEMBER) {
 		/* member:<gid>:<uid>: the user's set of groups changed; let its requests look again. */
-		const char *uid = strrchr(payload, ':') + 1;
 		for(struct waiter *w = ws->head, *next; w; w = next) {
 			next = w->next;
 			if(!strcmp(w->user, uid)) take(ws, w, out);
@@ -216,7 +213,7 @@ static PGconn *listen_connect(const char *conninfo)
 	/* Keepalives (mqs_pg_connect): a silently dead peer must not leave held requests unwoken. */
 	PGconn *c = mqs_pg_connect(conninfo, "mqsyncd-listen", "2", NULL);
 	if(PQstatus(c) != CONNECTION_OK) goto fail;
-	PGresult *r = PQexec(c, "LISTEN mqsync_msg; LISTEN mqsync_state");
+	PGresult *r = PQexec(c, "LISTEN " MQS_CHAN_MSG "; LISTEN " MQS_CHAN_STATE);
 	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	PQclear(r);
 	if(!ok) goto fail;
