@@ -22,7 +22,8 @@ struct listener {
 	struct mqs_plugin *p;
 	PGconn *conn;
 	struct hmap *seen;    /* gid -> int64_t *: highest seq this broker delivered or fetched */
-	char *own_epochs;     /* array literal of this process's origin epochs (int8) */
+	char *own_epochs;     /* array literal of this process's origin epochs (int8): the thread's own
+	                         copy, made by mqs_listener_start before the thread exists */
 	struct mqs_item *out; /* results to push, in order */
 	struct mqs_item **out_tail;
 	time_t last_error_log;
@@ -68,43 +69,58 @@ static void set_seen(struct listener *l, const char *gid, int64_t seq)
 	if(!hmap_puts(l->seen, gid, v)) free(v);
 }
 
-/* Adds the tokens in res (binary: user_id, token_hash) to the users in map. */
-static void add_tokens(struct hmap *users, PGresult *res)
+/* Adds the tokens in res (binary: user_id, token_hash) to their users: to only, when not NULL
+ * (res then holds only its tokens), else to the users of st. False on out of memory. */
+static bool add_tokens(struct mqs_state *st, struct mqs_user *only, PGresult *res)
 {
 	for(int r = 0; r < PQntuples(res); r++) {
 		char id[MQS_ID_MAX + 1];
 		snprintf(id, sizeof(id), "%.*s", PQgetlength(res, r, 0), PQgetvalue(res, r, 0));
-		struct mqs_user *u = hmap_gets(users, id);
+		struct mqs_user *u = only != NULL ? only : (struct mqs_user *)mqs_state_user(st, id);
 		if(u == NULL || PQgetlength(res, r, 1) != MQS_TOKEN_HASH_LEN) continue;
-		uint8_t(*t)[MQS_TOKEN_HASH_LEN] = realloc(u->tokens, (size_t)(u->ntokens + 1) * sizeof(*t));
-		if(t == NULL) continue;
-		memcpy(t[u->ntokens], PQgetvalue(res, r, 1), MQS_TOKEN_HASH_LEN);
-		u->tokens = t;
-		u->ntokens++;
+		if(!mqs_user_add_token(u, (const uint8_t *)PQgetvalue(res, r, 1))) return false;
 	}
+	return true;
 }
 
-static struct mqs_user *user_new(const char *id, bool admin)
+/* Adds the rows of res (text: id, is_admin) to st. False on out of memory. */
+static bool add_users(struct mqs_state *st, PGresult *res)
 {
-	struct mqs_user *u = calloc(1, sizeof(*u));
-	if(u == NULL) return NULL;
-	snprintf(u->id, sizeof(u->id), "%s", id);
-	u->admin = admin;
-	return u;
+	for(int r = 0; r < PQntuples(res); r++) {
+		struct mqs_user *u = mqs_user_new(PQgetvalue(res, r, 0), PQgetvalue(res, r, 1)[0] == 't');
+		if(u == NULL || !mqs_state_add_user(st, u)) {
+			mqs_user_free(u);
+			return false;
+		}
+	}
+	return true;
 }
 
-static struct mqs_group *group_new(const char *id, int64_t last_seq)
+/* Adds the rows of res (text: id, last_seq) to st, noting each last_seq as seen. */
+static bool add_groups(struct listener *l, struct mqs_state *st, PGresult *res)
 {
-	struct mqs_group *g = calloc(1, sizeof(*g));
-	if(g == NULL) return NULL;
-	snprintf(g->id, sizeof(g->id), "%s", id);
-	g->last_seq = last_seq;
-	g->members = hmap_new(NULL);
-	if(g->members == NULL) {
-		free(g);
-		return NULL;
+	for(int r = 0; r < PQntuples(res); r++) {
+		int64_t last_seq = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+		if(!mqs_state_add_group(st, PQgetvalue(res, r, 0), last_seq)) return false;
+		set_seen(l, PQgetvalue(res, r, 0), last_seq);
 	}
-	return g;
+	return true;
+}
+
+static enum mqs_role role_of(const char *s)
+{
+	return strcmp(s, "admin") == 0 ? ROLE_ADMIN : ROLE_MEMBER;
+}
+
+/* Adds the rows of res (text: group_id, user_id, role) to st. */
+static bool add_members(struct mqs_state *st, PGresult *res)
+{
+	for(int r = 0; r < PQntuples(res); r++) {
+		if(!mqs_state_add_member(st, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
+		                         role_of(PQgetvalue(res, r, 2))))
+			return false;
+	}
+	return true;
 }
 
 /* Loads everything in one consistent snapshot. False on any failure (the caller reconnects). */
@@ -112,45 +128,29 @@ static bool load_snapshot(struct listener *l)
 {
 	PGresult *res = NULL;
 	struct mqs_snapshot *s = calloc(1, sizeof(*s));
+	bool ok;
 
 	if(s == NULL) return false;
 	s->hdr.kind = ITEM_SNAPSHOT;
-	s->users = hmap_new(mqs_user_free);
-	s->groups = hmap_new(mqs_group_free);
-	if(s->users == NULL || s->groups == NULL) goto fail;
+	if((s->state = mqs_state_new()) == NULL) goto fail;
 	res = PQexec(l->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 	if(PQresultStatus(res) != PGRES_COMMAND_OK) goto fail;
 	PQclear(res);
 
 	if((res = query(l, "SELECT id, is_admin FROM users", 0, NULL, 0)) == NULL) goto fail;
-	for(int r = 0; r < PQntuples(res); r++) {
-		struct mqs_user *u = user_new(PQgetvalue(res, r, 0), PQgetvalue(res, r, 1)[0] == 't');
-		if(u == NULL || !hmap_puts(s->users, u->id, u)) {
-			mqs_user_free(u);
-			goto fail;
-		}
-	}
+	ok = add_users(s->state, res);
 	PQclear(res);
-	if((res = query(l, "SELECT user_id, token_hash FROM user_tokens", 0, NULL, 1)) == NULL) goto fail;
-	add_tokens(s->users, res);
+	if(!ok || (res = query(l, "SELECT user_id, token_hash FROM user_tokens", 0, NULL, 1)) == NULL) goto fail;
+	ok = add_tokens(s->state, NULL, res);
 	PQclear(res);
-	if((res = query(l, "SELECT id, last_seq FROM groups", 0, NULL, 0)) == NULL) goto fail;
-	for(int r = 0; r < PQntuples(res); r++) {
-		struct mqs_group *g = group_new(PQgetvalue(res, r, 0), strtoll(PQgetvalue(res, r, 1), NULL, 10));
-		if(g == NULL || !hmap_puts(s->groups, g->id, g)) {
-			mqs_group_free(g);
-			goto fail;
-		}
-		set_seen(l, g->id, g->last_seq);
-	}
+	if(!ok || (res = query(l, "SELECT id, last_seq FROM groups", 0, NULL, 0)) == NULL) goto fail;
+	ok = add_groups(l, s->state, res);
 	PQclear(res);
-	if((res = query(l, "SELECT group_id, user_id, role FROM memberships", 0, NULL, 0)) == NULL) goto fail;
-	for(int r = 0; r < PQntuples(res); r++) {
-		struct mqs_group *g = hmap_gets(s->groups, PQgetvalue(res, r, 0));
-		intptr_t role = strcmp(PQgetvalue(res, r, 2), "admin") == 0 ? ROLE_ADMIN : ROLE_MEMBER;
-		if(g != NULL && !hmap_puts(g->members, PQgetvalue(res, r, 1), (void *)role)) goto fail;
-	}
+	if(!ok || (res = query(l, "SELECT group_id, user_id, role FROM memberships", 0, NULL, 0)) == NULL) goto fail;
+	ok = add_members(s->state, res);
 	PQclear(res);
+	res = NULL;
+	if(!ok) goto fail;
 	res = PQexec(l->conn, "COMMIT");
 	PQclear(res);
 	emit(l, &s->hdr);
@@ -173,28 +173,18 @@ static bool reload_user(struct listener *l, const char *id)
 	snprintf(c->id, sizeof(c->id), "%s", id);
 	if((res = query(l, "SELECT is_admin FROM users WHERE id = $1", 1, params, 0)) == NULL) goto fail;
 	c->exists = PQntuples(res) == 1;
-	if(c->exists) {
-		c->user = user_new(id, PQgetvalue(res, 0, 0)[0] == 't');
-		if(c->user == NULL) goto fail;
-	}
+	if(c->exists && (c->user = mqs_user_new(id, PQgetvalue(res, 0, 0)[0] == 't')) == NULL) goto fail;
 	PQclear(res);
+	res = NULL;
 	if(c->exists) {
-		struct hmap *one = hmap_new(NULL);
-		if(one == NULL || !hmap_puts(one, id, c->user)) {
-			hmap_free(one);
-			goto fail_nores;
-		}
 		res = query(l, "SELECT user_id, token_hash FROM user_tokens WHERE user_id = $1", 1, params, 1);
-		if(res != NULL) add_tokens(one, res);
-		hmap_free(one);
-		if(res == NULL) goto fail_nores;
+		if(res == NULL || !add_tokens(NULL, c->user, res)) goto fail;
 		PQclear(res);
 	}
 	emit(l, &c->hdr);
 	return true;
 fail:
 	PQclear(res);
-fail_nores:
 	mqs_item_free(&c->hdr);
 	return false;
 }
@@ -232,7 +222,7 @@ static bool reload_member(struct listener *l, const char *gid, const char *uid)
 	snprintf(c->group, sizeof(c->group), "%s", gid);
 	snprintf(c->user, sizeof(c->user), "%s", uid);
 	c->exists = PQntuples(res) == 1;
-	c->role = c->exists && strcmp(PQgetvalue(res, 0, 0), "admin") == 0 ? ROLE_ADMIN : ROLE_MEMBER;
+	c->role = c->exists ? role_of(PQgetvalue(res, 0, 0)) : ROLE_MEMBER;
 	PQclear(res);
 	emit(l, &c->hdr);
 	return true;
@@ -394,51 +384,76 @@ static bool nap(struct mqs_plugin *p, long ms)
 	return !atomic_load(&p->stopping);
 }
 
-void *mqs_listener_main(void *arg)
+/* Frees the thread's state. Accepts NULL. */
+static void listener_free(struct listener *l)
 {
-	struct mqs_plugin *p = arg;
-	struct listener l = {.p = p};
+	if(l == NULL) return;
+	if(l->conn != NULL) PQfinish(l->conn);
+	hmap_free(l->seen);
+	free(l->own_epochs);
+	free(l);
+}
+
+/* The thread: owns arg (its struct listener) and frees it on the way out. */
+static void *listener_main(void *arg)
+{
+	struct listener *l = arg;
+	struct mqs_plugin *p = l->p;
 	long backoff = 100;
 
-	l.out_tail = &l.out;
-	l.seen = hmap_new(free_ptr);
-	/* Array literal of this process's epochs (as messages.origin_epoch stores them): {e1,e2,...}. */
-	l.own_epochs = malloc((size_t)p->own_epoch_count * 22 + 3);
-	if(l.seen == NULL || l.own_epochs == NULL) goto out;
-	char *e = l.own_epochs;
-	*e++ = '{';
-	for(int i = 0; i < p->own_epoch_count; i++) {
-		uint64_t v = 0;
-		for(int j = 0; j < 8; j++) v = (v << 8) | p->own_epochs[i][j];
-		e += sprintf(e, "%s%lld", i > 0 ? "," : "", (long long)(int64_t)v);
-	}
-	*e++ = '}';
-	*e = '\0';
-
 	while(!atomic_load(&p->stopping)) {
-		if(l.conn == NULL) {
-			if(!connect_and_load(&l)) {
+		if(l->conn == NULL) {
+			if(!connect_and_load(l)) {
 				if(!nap(p, backoff)) break;
 				backoff = backoff * 2 > p->cfg.reconnect_max_ms ? p->cfg.reconnect_max_ms : backoff * 2;
 				continue;
 			}
 			backoff = 100;
 		}
-		struct pollfd pfd = {PQsocket(l.conn), POLLIN, 0};
+		struct pollfd pfd = {PQsocket(l->conn), POLLIN, 0};
 		if(poll(&pfd, 1, 200) < 0) continue;
-		bool ok = PQconsumeInput(l.conn) == 1;
-		if(ok) ok = handle_notifications(&l);
-		flush_out(&l);
-		if(!ok || PQstatus(l.conn) != CONNECTION_OK) {
-			mqs_bglog(p, MOSQ_LOG_WARNING, "state connection lost: %s", PQerrorMessage(l.conn));
-			PQfinish(l.conn);
-			l.conn = NULL;
+		bool ok = PQconsumeInput(l->conn) == 1;
+		if(ok) ok = handle_notifications(l);
+		flush_out(l);
+		if(!ok || PQstatus(l->conn) != CONNECTION_OK) {
+			mqs_bglog(p, MOSQ_LOG_WARNING, "state connection lost: %s", PQerrorMessage(l->conn));
+			PQfinish(l->conn);
+			l->conn = NULL;
 		}
 	}
-out:
-	flush_out(&l);
-	if(l.conn != NULL) PQfinish(l.conn);
-	hmap_free(l.seen);
-	free(l.own_epochs);
+	flush_out(l);
+	listener_free(l);
 	return NULL;
+}
+
+/* The array literal of own's epochs as messages.origin_epoch stores them (int8): "{e1,e2,...}".
+ * NULL on out of memory; the caller frees it. */
+static char *epochs_literal(const struct mqs_epochs *own)
+{
+	char *lit = malloc((size_t)own->n * 22 + 3);
+	if(lit == NULL) return NULL;
+	char *e = lit;
+	*e++ = '{';
+	for(int i = 0; i < own->n; i++) e += sprintf(e, "%s%lld", i > 0 ? "," : "", (long long)mqs_be64(own->e[i]));
+	*e++ = '}';
+	*e = '\0';
+	return lit;
+}
+
+bool mqs_listener_start(struct mqs_plugin *p, const struct mqs_epochs *own)
+{
+	struct listener *l = calloc(1, sizeof(*l));
+
+	if(l == NULL) return false;
+	l->p = p;
+	l->out_tail = &l->out;
+	l->seen = hmap_new(free_ptr);
+	/* The hand-over: the thread reads own only through this copy, made before it starts. */
+	l->own_epochs = epochs_literal(own);
+	if(l->seen == NULL || l->own_epochs == NULL || pthread_create(&p->listener, NULL, listener_main, l) != 0) {
+		listener_free(l);
+		return false;
+	}
+	p->listener_started = true;
+	return true;
 }

@@ -99,9 +99,7 @@ static void absorb(struct writer *w, struct mqs_item *it)
 
 static int64_t mono_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return mqs_now_ms(CLOCK_MONOTONIC);
 }
 
 /* After a failed statement: roll back and retry a little later, or drop a broken connection. */
@@ -591,9 +589,13 @@ static void flush_receipts(struct writer *w)
 		tail = &rc->hdr.next;
 	}
 	PQclear(res);
-	/* What is left matched no membership (removed meanwhile): nothing to broadcast. */
-	hmap_free(w->receipts);
-	w->receipts = hmap_new(item_free_cb);
+	/* What is left matched no membership (removed meanwhile): nothing to broadcast. Without
+	 * memory for a new map the old one stays: applying those again changes nothing. */
+	struct hmap *fresh = hmap_new(item_free_cb);
+	if(fresh != NULL) {
+		hmap_free(w->receipts);
+		w->receipts = fresh;
+	}
 	if(head != NULL) mqs_to_broker(w->p, head);
 }
 
@@ -631,8 +633,12 @@ static void flush_presence(struct writer *w)
 			recover(w);
 			return;
 		}
-		hmap_free(w->presence);
-		w->presence = hmap_new(item_free_cb);
+		/* Without memory for a new map the counts stay and are written again: harmless. */
+		struct hmap *fresh = hmap_new(item_free_cb);
+		if(fresh != NULL) {
+			hmap_free(w->presence);
+			w->presence = fresh;
+		}
 	}
 	if(w->heartbeat) {
 		const char *params[1] = {w->p->cfg.node};
@@ -650,20 +656,30 @@ static void flush_presence(struct writer *w)
 
 /* ---- the thread ----------------------------------------------------------------------------- */
 
-void *mqs_writer_main(void *arg)
+/* Frees what w holds (not w itself): pending items, buffers, the connection. */
+static void writer_clear(struct writer *w)
 {
-	struct mqs_plugin *p = arg;
-	struct writer w = {.p = p, .backoff_ms = 100};
+	while(w->msg_head != NULL) {
+		struct mqs_item *next = w->msg_head->next;
+		mqs_item_free(w->msg_head);
+		w->msg_head = next;
+	}
+	free(w->batch);
+	free(w->cand);
+	hmap_free(w->receipts);
+	hmap_free(w->presence);
+	if(w->conn != NULL) PQfinish(w->conn);
+}
+
+/* The thread: owns arg (its struct writer) and frees it on the way out. */
+static void *writer_main(void *arg)
+{
+	struct writer *wp = arg;
+	struct writer w = *wp;
+	struct mqs_plugin *p = w.p;
 	time_t stop_deadline = 0;
 
-	w.receipts = hmap_new(item_free_cb);
-	w.presence = hmap_new(item_free_cb);
-	w.batch = calloc((size_t)p->cfg.batch_max, sizeof(*w.batch));
-	w.cand = calloc((size_t)p->cfg.batch_max, sizeof(*w.cand));
-	if(w.receipts == NULL || w.presence == NULL || w.batch == NULL || w.cand == NULL) {
-		mqs_bglog(p, MOSQ_LOG_ERR, "writer: out of memory; messages stay in the spool");
-		goto out;
-	}
+	free(wp);
 	for(;;) {
 		bool stopping = atomic_load(&p->stopping);
 		if(stopping && stop_deadline == 0) stop_deadline = time(NULL) + 3;
@@ -690,20 +706,31 @@ void *mqs_writer_main(void *arg)
 		if(w.conn != NULL && hmap_count(w.receipts) > 0) flush_receipts(&w);
 		if(w.conn != NULL) flush_presence(&w);
 	}
-out:
 	if(w.nmsgs > 0) {
 		mqs_bglog(p, MOSQ_LOG_WARNING, "stopping with %zu messages not yet stored: they stay in the spool",
 		          w.nmsgs);
 	}
-	while(w.msg_head != NULL) {
-		struct mqs_item *next = w.msg_head->next;
-		mqs_item_free(w.msg_head);
-		w.msg_head = next;
-	}
-	free(w.batch);
-	free(w.cand);
-	hmap_free(w.receipts);
-	hmap_free(w.presence);
-	if(w.conn != NULL) PQfinish(w.conn);
+	writer_clear(&w);
 	return NULL;
+}
+
+bool mqs_writer_start(struct mqs_plugin *p)
+{
+	struct writer *w = calloc(1, sizeof(*w));
+
+	if(w == NULL) return false;
+	w->p = p;
+	w->backoff_ms = 100;
+	w->receipts = hmap_new(item_free_cb);
+	w->presence = hmap_new(item_free_cb);
+	w->batch = calloc((size_t)p->cfg.batch_max, sizeof(*w->batch));
+	w->cand = calloc((size_t)p->cfg.batch_max, sizeof(*w->cand));
+	if(w->receipts == NULL || w->presence == NULL || w->batch == NULL || w->cand == NULL ||
+	   pthread_create(&p->writer, NULL, writer_main, w) != 0) {
+		writer_clear(w);
+		free(w);
+		return false;
+	}
+	p->writer_started = true;
+	return true;
 }
