@@ -382,6 +382,65 @@ enum mqs_drain_mode {
  * anything was taken. */
 bool mqs_deliver_drain(struct mqs_plugin *p, enum mqs_drain_mode mode);
 
+/* ---- batch.c (writer thread): one batch of messages, pure ------------------------------------- */
+
+#define MQS_BATCH_BYTES (16u * 1024 * 1024) /* payload bytes per transaction, about */
+
+/* A PostgreSQL text array literal under construction; zero-initialise. Every element is
+ * double-quoted with " and \ escaped: unquoted, an id such as "null" would be read as SQL NULL. */
+struct mqs_textarr {
+	char *s;
+	size_t len, cap;
+	bool oom; /* an allocation failed: further additions are ignored */
+};
+
+void mqs_textarr_add(struct mqs_textarr *a, const char *s);
+void mqs_textarr_add_int(struct mqs_textarr *a, int64_t v);
+/* The literal ("{}" when empty), or NULL after an allocation failure. Owned by a. */
+MQS_MUST_CHECK const char *mqs_textarr_text(const struct mqs_textarr *a);
+/* Frees the buffer and zeroes a. */
+void mqs_textarr_free(struct mqs_textarr *a);
+
+/* A binary array parameter (PostgreSQL's array send format: one dimension, lower bound 1): a
+ * 20-byte header, then per element a 4-byte length (-1 for NULL) and the bytes. */
+struct mqs_barr {
+	uint8_t *b;
+	size_t len, cap;
+	int32_t count;
+	bool has_null;
+	uint32_t oid;
+	bool ok;
+};
+
+/* The ingest statement's columns: group, sender, payload, qos, cid, origin epoch, origin counter. */
+#define MQS_BATCH_COLUMNS 7
+
+struct mqs_batch {
+	struct mqs_msg **cand; /* the messages sent to the database; ord k is cand[k - 1] */
+	size_t ncand;
+	struct mqs_barr col[MQS_BATCH_COLUMNS]; /* the ingest parameters (binary) */
+	struct mqs_textarr groups;              /* the lock parameter: each group once */
+	struct mqs_textarr upto_epoch;          /* spool_progress: per run of one epoch, its highest */
+	struct mqs_textarr upto_ctr;            /* counter */
+};
+
+/* The next batch from head (a chain of ITEM_MSG, oldest first): at most max messages and about
+ * max_bytes of payload, at least one. Fills out[0..n) and returns n. */
+size_t mqs_batch_split(struct mqs_item *head, size_t max, size_t max_bytes, struct mqs_msg **out);
+/* Builds b from ms[0..n): every status is reset to pending, a repeat of a (sender, cid) within the
+ * batch is marked duplicate and left out, the others become candidates in cand (n slots, the
+ * caller's). False on out of memory. Free b with mqs_batch_free in every case. */
+MQS_MUST_CHECK bool mqs_batch_build(struct mqs_batch *b, struct mqs_msg **ms, size_t n, struct mqs_msg **cand);
+/* One row of the committed ingest result: candidate ord was stored as id/seq/ts. Ignores an ord
+ * out of range. */
+void mqs_batch_stored(struct mqs_batch *b, long ord, int64_t id, int64_t seq, const char *ts);
+/* After commit: every candidate not stored is a duplicate, or, when its group is not in locked
+ * (gid -> anything; the groups that still exist), of a deleted group. locked NULL (out of
+ * memory): all duplicates. */
+void mqs_batch_settle(struct mqs_batch *b, const struct hmap *locked);
+/* Frees b's buffers (not the messages). Accepts NULL. */
+void mqs_batch_free(struct mqs_batch *b);
+
 /* ---- writer.c / listener.c (own threads) ---------------------------------------------------- */
 
 /* Start the thread (broker thread, at init; p->writer / p->listener set). Each thread gets its
