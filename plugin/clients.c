@@ -33,8 +33,10 @@ static void presence_change(struct mqs_plugin *p, const char *uid, int delta)
 	if(n <= 0) {
 		hmap_dels(p->conns, uid);
 		n = 0;
-	} else {
-		hmap_puts(p->conns, uid, (void *)n);
+	} else if(!hmap_puts(p->conns, uid, (void *)n)) {
+		/* Out of memory: the count is told to the writer but not kept here, so the next change
+		 * for this user starts from zero again. */
+		mqs_plog(NULL, MOSQ_LOG_WARNING, "out of memory: connections of '%s' not counted", uid);
 	}
 	struct mqs_presence *pr = calloc(1, sizeof(*pr));
 	if(pr == NULL) return;

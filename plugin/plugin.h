@@ -236,7 +236,7 @@ void mqs_queue_init(struct mqs_queue *q);
 void mqs_queue_push(struct mqs_queue *q, struct mqs_item *item);
 /* Takes the whole queue (a chain, oldest first, owned by the caller), waiting up to timeout_ms
  * (0 = don't wait) for something to arrive or for *stop to become true. NULL if nothing. */
-struct mqs_item *mqs_queue_take(struct mqs_queue *q, int timeout_ms, atomic_bool *stop);
+MQS_MUST_CHECK struct mqs_item *mqs_queue_take(struct mqs_queue *q, int timeout_ms, atomic_bool *stop);
 /* Wakes waiters (used with stop flags). */
 void mqs_queue_kick(struct mqs_queue *q);
 /* Frees remaining items and the primitives. */
@@ -348,8 +348,8 @@ struct mqs_acl_decision {
 /* The decision for user uid (NULL: none we accept) asking access (MOSQ_ACL_*) to topic (a topic
  * name for READ/WRITE, a filter for SUBSCRIBE/UNSUBSCRIBE), from st alone. Pure: no broker
  * calls, no logging. other is the enum mqs_other_topics for ungoverned topics. */
-struct mqs_acl_decision mqs_acl_decide(const struct mqs_state *st, int other, const char *uid, int access,
-                                       const char *topic);
+MQS_MUST_CHECK struct mqs_acl_decision mqs_acl_decide(const struct mqs_state *st, int other, const char *uid,
+                                                      int access, const char *topic);
 int mqs_on_acl_check(int event, void *event_data, void *userdata);
 
 /* ---- ingest.c (broker thread): MESSAGE ------------------------------------------------------- */
