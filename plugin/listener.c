@@ -75,10 +75,10 @@ static bool add_tokens(struct mqs_state *st, struct mqs_user *only, PGresult *re
 {
 	for(int r = 0; r < PQntuples(res); r++) {
 		char id[MQS_ID_MAX + 1];
+		const uint8_t *hash = (const uint8_t *)PQgetvalue(res, r, 1);
 		snprintf(id, sizeof(id), "%.*s", PQgetlength(res, r, 0), PQgetvalue(res, r, 0));
-		struct mqs_user *u = only != NULL ? only : (struct mqs_user *)mqs_state_user(st, id);
-		if(u == NULL || PQgetlength(res, r, 1) != MQS_TOKEN_HASH_LEN) continue;
-		if(!mqs_user_add_token(u, (const uint8_t *)PQgetvalue(res, r, 1))) return false;
+		if(PQgetlength(res, r, 1) != MQS_TOKEN_HASH_LEN) continue;
+		if(only != NULL ? !mqs_user_add_token(only, hash) : !mqs_state_add_token(st, id, hash)) return false;
 	}
 	return true;
 }

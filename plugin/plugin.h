@@ -187,6 +187,8 @@ void mqs_user_free(struct mqs_user *u);
 /* Building a snapshot: st takes u (replacing a user of the same id) on success; on false (out of
  * memory) the caller still owns u. */
 MQS_MUST_CHECK bool mqs_state_add_user(struct mqs_state *st, struct mqs_user *u);
+/* Adds a token hash to uid's user; a user st does not hold is ignored. False on out of memory. */
+MQS_MUST_CHECK bool mqs_state_add_token(struct mqs_state *st, const char *uid, const uint8_t hash[MQS_TOKEN_HASH_LEN]);
 /* Adds a group without members. False on out of memory. */
 MQS_MUST_CHECK bool mqs_state_add_group(struct mqs_state *st, const char *gid, int64_t last_seq);
 /* Adds a membership; a group st does not hold is ignored. False on out of memory. */

@@ -84,6 +84,12 @@ bool mqs_state_add_user(struct mqs_state *st, struct mqs_user *u)
 	return hmap_puts(st->users, u->id, u);
 }
 
+bool mqs_state_add_token(struct mqs_state *st, const char *uid, const uint8_t hash[MQS_TOKEN_HASH_LEN])
+{
+	struct mqs_user *u = hmap_gets(st->users, uid);
+	return u == NULL || mqs_user_add_token(u, hash);
+}
+
 /* A group without members, or NULL on out of memory. */
 static struct mqs_group *group_new(const char *gid, int64_t last_seq)
 {
