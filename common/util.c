@@ -1,7 +1,8 @@
-/* util: small helpers both programs need: strict integer parsing and condition-variable deadlines. */
+/* util: small helpers both programs need (see util.h). Owns no memory. */
 #include "util.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 bool mqs_parse_long(const char *s, long min, long max, long *out)
@@ -13,6 +14,21 @@ bool mqs_parse_long(const char *s, long min, long max, long *out)
 	long v = strtol(s, &end, 10);
 	if(errno != 0 || end == s || *end != '\0' || v < min || v > max) return false;
 	*out = v;
+	return true;
+}
+
+bool mqs_grow(char **buf, size_t *cap, size_t need, size_t first)
+{
+	if(need <= *cap) return true;
+	size_t c = *cap ? *cap : first;
+	while(c < need) {
+		if(c > SIZE_MAX / 2) return false;
+		c *= 2;
+	}
+	char *b = realloc(*buf, c);
+	if(b == NULL) return false;
+	*buf = b;
+	*cap = c;
 	return true;
 }
 

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 struct mosquitto_opt;
 
 enum mqs_envelope { MQS_ENVELOPE_PROPERTIES = 0, MQS_ENVELOPE_JSON = 1 };
@@ -28,10 +30,11 @@ struct mqs_config {
 	char *wake_address;        /* HOST:PORT of a plain MQTT listener of this broker, or "none" */
 };
 
-/* Fills cfg from opts. Every value is copied (cfg owns its strings; free with mqs_config_free).
- * Returns false on an unknown key, a missing required key or an invalid value, with a message
- * naming the option in err. cfg is then freed already. */
-bool mqs_config_parse(struct mqs_config *cfg, const struct mosquitto_opt *opts, int count, char *err, size_t errlen);
+/* Fills cfg from opts. Every value is copied: cfg owns its strings; free with mqs_config_free, in
+ * every case. Returns false on an unknown key, a missing required key or an invalid value, with a
+ * message naming the option in err; cfg is then still valid (defaults and the values set so far). */
+MQS_MUST_CHECK bool mqs_config_parse(struct mqs_config *cfg, const struct mosquitto_opt *opts, int count, char *err,
+                                     size_t errlen);
 
 /* One line describing the effective options (no secrets: the conninfo password is masked).
  * Writes into buf; returns buf. */

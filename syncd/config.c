@@ -1,5 +1,7 @@
-/* config: mqsyncd's settings table: command-line flags and MQSYNC_* environment (SPEC 6). */
+/* config: mqsyncd's settings table: command-line flags and MQSYNC_* environment (SPEC 6). struct
+ * syncd_config owns its strings. */
 #include "config.h"
+#include "conftab.h"
 #include "util.h"
 
 #include <errno.h>
@@ -22,50 +24,19 @@ const char syncd_usage[] =
         "  --receipts-max-members N  message status lists recipients only for groups of at most N members\n"
         "                          (MQSYNC_RECEIPTS_MAX_MEMBERS, default 1000)\n";
 
-enum opt_type { OPT_STRING, OPT_LONG };
-
-struct opt_def {
-	const char *flag;
-	const char *env;
-	enum opt_type type;
-	size_t offset;
-	const char *def;
-	long min, max;
-};
-
-#define OFF(f) offsetof(struct syncd_config, f)
-static const struct opt_def opt_table[] = {
-        {"--listen", "MQSYNC_LISTEN", OPT_STRING, OFF(listen), "127.0.0.1:8080", 0, 0},
-        {"--db", "MQSYNC_DB", OPT_STRING, OFF(db), "", 0, 0},
-        {"--threads", "MQSYNC_THREADS", OPT_LONG, OFF(threads), "4", 1, 256},
-        {"--admin-token-file", "MQSYNC_ADMIN_TOKEN_FILE", OPT_STRING, OFF(admin_token_file), NULL, 0, 0},
-        {"--receipts-max-members", "MQSYNC_RECEIPTS_MAX_MEMBERS", OPT_LONG, OFF(receipts_max_members), "1000", 0,
-         1000000000},
+/* The flag is both the name matched and the label error messages use. */
+#define OPT(flag, env) flag, flag, env
+#define OFF(f)         offsetof(struct syncd_config, f)
+static const struct mqs_conf_entry opt_table[] = {
+        {OPT("--listen", "MQSYNC_LISTEN"), MQS_CONF_STRING, OFF(listen), "127.0.0.1:8080", 0, 0, NULL},
+        {OPT("--db", "MQSYNC_DB"), MQS_CONF_STRING, OFF(db), "", 0, 0, NULL},
+        {OPT("--threads", "MQSYNC_THREADS"), MQS_CONF_LONG, OFF(threads), "4", 1, 256, NULL},
+        {OPT("--admin-token-file", "MQSYNC_ADMIN_TOKEN_FILE"), MQS_CONF_STRING, OFF(admin_token_file), NULL, 0, 0,
+         NULL},
+        {OPT("--receipts-max-members", "MQSYNC_RECEIPTS_MAX_MEMBERS"), MQS_CONF_LONG, OFF(receipts_max_members), "1000",
+         0, 1000000000, NULL},
 };
 #define OPT_COUNT (sizeof(opt_table) / sizeof(opt_table[0]))
-
-static bool apply(struct syncd_config *cfg, const struct opt_def *d, const char *value, char *err, size_t errlen)
-{
-	char *base = (char *)cfg;
-
-	if(d->type == OPT_STRING) {
-		char **dst = (char **)(base + d->offset);
-		char *copy = strdup(value);
-		if(copy == NULL) {
-			snprintf(err, errlen, "%s: out of memory", d->flag);
-			return false;
-		}
-		free(*dst);
-		*dst = copy;
-		return true;
-	}
-	if(!mqs_parse_long(value, d->min, d->max, (long *)(base + d->offset))) {
-		snprintf(err, errlen, "%s: expected an integer from %ld to %ld, got '%s'", d->flag, d->min, d->max,
-		         value);
-		return false;
-	}
-	return true;
-}
 
 /* Reads the first line of path into a new string (caller frees). NULL with err set on failure. */
 static char *read_token_file(const char *path, char *err, size_t errlen)
@@ -84,7 +55,9 @@ static char *read_token_file(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "--admin-token-file: '%s' must hold a token of at least 16 characters", path);
 		return NULL;
 	}
-	return strdup(line);
+	char *tok = strdup(line);
+	if(tok == NULL) snprintf(err, errlen, "--admin-token-file: out of memory");
+	return tok;
 }
 
 bool syncd_config_parse(struct syncd_config *cfg, int argc, char **argv, enum syncd_command *cmd, const char **arg,
@@ -96,11 +69,7 @@ bool syncd_config_parse(struct syncd_config *cfg, int argc, char **argv, enum sy
 	memset(cfg, 0, sizeof(*cfg));
 	*cmd = SYNCD_SERVE;
 	*arg = NULL;
-	for(size_t i = 0; i < OPT_COUNT; i++) {
-		const char *v = getenv(opt_table[i].env);
-		if(v == NULL || v[0] == '\0') v = opt_table[i].def;
-		if(v != NULL && !apply(cfg, &opt_table[i], v, err, errlen)) return false;
-	}
+	if(!mqs_conftab_defaults(opt_table, OPT_COUNT, cfg, err, errlen)) return false;
 	for(int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		if(!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -116,14 +85,11 @@ bool syncd_config_parse(struct syncd_config *cfg, int argc, char **argv, enum sy
 			continue;
 		}
 		if(a[0] == '-') {
-			size_t j;
 			const char *value = NULL;
 			const char *eq = strchr(a, '=');
-			size_t flen = eq ? (size_t)(eq - a) : strlen(a);
-			for(j = 0; j < OPT_COUNT; j++) {
-				if(strlen(opt_table[j].flag) == flen && !strncmp(a, opt_table[j].flag, flen)) break;
-			}
-			if(j == OPT_COUNT) {
+			const struct mqs_conf_entry *e =
+			        mqs_conftab_find(opt_table, OPT_COUNT, a, eq ? (size_t)(eq - a) : strlen(a));
+			if(e == NULL) {
 				snprintf(err, errlen, "unknown option '%s' (see --help)", a);
 				return false;
 			}
@@ -132,10 +98,10 @@ bool syncd_config_parse(struct syncd_config *cfg, int argc, char **argv, enum sy
 			else if(i + 1 < argc)
 				value = argv[++i];
 			if(value == NULL) {
-				snprintf(err, errlen, "%s: missing value", opt_table[j].flag);
+				snprintf(err, errlen, "%s: missing value", e->label);
 				return false;
 			}
-			if(!apply(cfg, &opt_table[j], value, err, errlen)) return false;
+			if(!mqs_conftab_set(e, cfg, value, err, errlen)) return false;
 			continue;
 		}
 		if(npos == 3) {
@@ -169,6 +135,10 @@ bool syncd_config_parse(struct syncd_config *cfg, int argc, char **argv, enum sy
 			return false;
 		}
 		cfg->admin_token = strdup(tok);
+		if(cfg->admin_token == NULL) {
+			snprintf(err, errlen, "MQSYNC_ADMIN_TOKEN: out of memory");
+			return false;
+		}
 	}
 	char host[256];
 	unsigned short port;
@@ -193,9 +163,7 @@ bool syncd_config_listen(const struct syncd_config *cfg, char *host, size_t host
 
 void syncd_config_free(struct syncd_config *cfg)
 {
-	free(cfg->listen);
-	free(cfg->db);
-	free(cfg->admin_token_file);
+	mqs_conftab_free(opt_table, OPT_COUNT, cfg);
 	free(cfg->admin_token);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "util.h"
+
 struct syncd_config {
 	char *listen;              /* host:port, default 127.0.0.1:8080 */
 	char *db;                  /* libpq conninfo, default "" (libpq's PG* environment) */
@@ -20,13 +22,15 @@ enum syncd_command { SYNCD_SERVE, SYNCD_MIGRATE, SYNCD_USER_ADD, SYNCD_HELP, SYN
 /* Parses argv (after the program name) and the environment into cfg. On success sets *cmd and, for
  * `user add`, *arg to the user id (points into argv). Flags win over the environment.
  * Returns false with a message in err on an unknown flag, a missing value or an invalid one.
- * cfg owns its strings: free with syncd_config_free (also after a failure). */
-bool syncd_config_parse(struct syncd_config *cfg, int argc, char **argv, enum syncd_command *cmd, const char **arg,
-                        char *err, size_t errlen);
+ * cfg owns its strings: free with syncd_config_free in every case; after a failure cfg is still
+ * valid (defaults and the values set so far). */
+MQS_MUST_CHECK bool syncd_config_parse(struct syncd_config *cfg, int argc, char **argv, enum syncd_command *cmd,
+                                       const char **arg, char *err, size_t errlen);
 
 /* Splits cfg->listen into host and port. Returns false if it is not HOST:PORT with a port 1-65535. */
 bool syncd_config_listen(const struct syncd_config *cfg, char *host, size_t hostlen, unsigned short *port);
 
+/* Frees the strings of cfg and zeroes it (cfg itself is not freed). Accepts a zeroed cfg. */
 void syncd_config_free(struct syncd_config *cfg);
 
 extern const char syncd_usage[];

@@ -1,12 +1,15 @@
-/* Unit tests for common/: identifier validation and tokens. */
+/* Unit tests for common/: identifier validation, tokens, integer parsing, buffer growth, deadlines and the online rule.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ids.h"
+#include "pg.h"
 #include "token.h"
 #include "util.h"
 
@@ -84,13 +87,41 @@ static void test_deadline(void **state)
 	assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
 }
 
+static void test_grow(void **state)
+{
+	char *b = NULL;
+	size_t cap = 0;
+
+	assert_true(mqs_grow(&b, &cap, 0, 16));
+	assert_null(b); /* nothing needed yet */
+	assert_true(mqs_grow(&b, &cap, 1, 16));
+	assert_int_equal(cap, 16);
+	memset(b, 'x', 16);
+	assert_true(mqs_grow(&b, &cap, 16, 16));
+	assert_int_equal(cap, 16);
+	assert_true(mqs_grow(&b, &cap, 17, 16));
+	assert_int_equal(cap, 32);
+	assert_int_equal(b[15], 'x'); /* contents kept */
+	assert_true(mqs_grow(&b, &cap, 100, 16));
+	assert_int_equal(cap, 128);
+	char *before = b;
+	assert_false(mqs_grow(&b, &cap, SIZE_MAX, 16)); /* overflow: unchanged */
+	assert_ptr_equal(b, before);
+	assert_int_equal(cap, 128);
+	free(b);
+}
+
+static void test_online_rule(void **state)
+{
+	assert_int_equal(MQS_ONLINE_WINDOW_S, 90);
+	assert_string_equal(MQS_SQL_ONLINE("p.last_seen"), "(p.last_seen > now() - interval '90 seconds')");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_ids),
-	        cmocka_unit_test(test_tokens),
-	        cmocka_unit_test(test_parse_long),
-	        cmocka_unit_test(test_deadline),
+	        cmocka_unit_test(test_ids),      cmocka_unit_test(test_tokens), cmocka_unit_test(test_parse_long),
+	        cmocka_unit_test(test_deadline), cmocka_unit_test(test_grow),   cmocka_unit_test(test_online_rule),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,8 +4,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 
@@ -120,12 +122,88 @@ static void test_rejections(void **state)
 	syncd_config_free(&c);
 }
 
+/* After a failure mid-way cfg holds the defaults and the values set so far; syncd_config_free is
+ * the only free (ASan's leak check fails this test otherwise). */
+static void test_failure_ownership(void **state)
+{
+	struct syncd_config c;
+	enum syncd_command cmd;
+	const char *arg;
+	char err[256];
+
+	unsetenv("MQSYNC_ADMIN_TOKEN");
+	unsetenv("MQSYNC_THREADS");
+	assert_false(parse(&c, &cmd, &arg, err, 6, "--listen", "127.0.0.1:1", "--db=dbname=x", "--threads", "abc",
+	                   "--admin-token-file=/nonexistent"));
+	assert_string_equal(err, "--threads: expected an integer from 1 to 256, got 'abc'");
+	assert_string_equal(c.listen, "127.0.0.1:1");
+	assert_string_equal(c.db, "dbname=x");
+	assert_int_equal(c.threads, 4);
+	assert_null(c.admin_token_file);
+	syncd_config_free(&c);
+	assert_null(c.listen);
+	syncd_config_free(&c); /* twice is harmless */
+
+	/* A string replaced by a flag: the default's copy is freed, not leaked. */
+	assert_false(parse(&c, &cmd, &arg, err, 3, "--admin-token-file", "/nonexistent/token", "frobnicate"));
+	assert_string_equal(err, "unknown command 'frobnicate' (see --help)");
+	assert_string_equal(c.admin_token_file, "/nonexistent/token");
+	syncd_config_free(&c);
+	assert_false(parse(&c, &cmd, &arg, err, 2, "--admin-token-file", "/nonexistent/token"));
+	assert_non_null(strstr(err, "--admin-token-file: cannot open '/nonexistent/token'"));
+	assert_null(c.admin_token);
+	syncd_config_free(&c);
+
+	/* A bad environment value fails at the defaults step, with the flag's name. */
+	setenv("MQSYNC_THREADS", "0", 1);
+	assert_false(parse(&c, &cmd, &arg, err, 2, "--db", "x"));
+	assert_string_equal(err, "--threads: expected an integer from 1 to 256, got '0'");
+	assert_string_equal(c.listen, "127.0.0.1:8080");
+	syncd_config_free(&c);
+	unsetenv("MQSYNC_THREADS");
+}
+
+static void test_token_file(void **state)
+{
+	struct syncd_config c;
+	enum syncd_command cmd;
+	const char *arg;
+	char err[256], path[] = "/tmp/mqsync-test-token-XXXXXX";
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	assert_non_null(f);
+	fputs("0123456789abcdef-file\nsecond line\n", f);
+	fclose(f);
+	unsetenv("MQSYNC_ADMIN_TOKEN");
+	assert_true(parse(&c, &cmd, &arg, err, 2, "--admin-token-file", path));
+	assert_string_equal(c.admin_token, "0123456789abcdef-file");
+	syncd_config_free(&c);
+	/* The file wins over MQSYNC_ADMIN_TOKEN. */
+	setenv("MQSYNC_ADMIN_TOKEN", "0123456789abcdef-env", 1);
+	setenv("MQSYNC_ADMIN_TOKEN_FILE", path, 1);
+	assert_true(parse(&c, &cmd, &arg, err, 0));
+	assert_string_equal(c.admin_token, "0123456789abcdef-file");
+	syncd_config_free(&c);
+	unsetenv("MQSYNC_ADMIN_TOKEN_FILE");
+	unsetenv("MQSYNC_ADMIN_TOKEN");
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("short\n", f);
+	fclose(f);
+	assert_false(parse(&c, &cmd, &arg, err, 2, "--admin-token-file", path));
+	assert_non_null(strstr(err, "must hold a token of at least 16 characters"));
+	syncd_config_free(&c);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_defaults_and_env),
-	        cmocka_unit_test(test_commands),
-	        cmocka_unit_test(test_rejections),
+	        cmocka_unit_test(test_defaults_and_env), cmocka_unit_test(test_commands),
+	        cmocka_unit_test(test_rejections),       cmocka_unit_test(test_failure_ownership),
+	        cmocka_unit_test(test_token_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,24 +1,20 @@
 /* jsonw: an append-only JSON text writer for large responses (see jsonw.h). */
 #include "jsonw.h"
 
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "codec.h"
+#include "util.h"
 
 /* Makes room for n more bytes plus the NUL. False (and oom) on failure. */
 static bool reserve(struct jsonw *w, size_t n)
 {
 	if(w->oom) return false;
-	if(w->len + n + 1 <= w->cap) return true;
-	size_t cap = w->cap ? w->cap : 4096;
-	while(cap < w->len + n + 1) cap *= 2;
-	char *s = realloc(w->s, cap);
-	if(s == NULL) {
+	if(n >= SIZE_MAX - w->len || !mqs_grow(&w->s, &w->cap, w->len + n + 1, 4096)) {
 		w->oom = true;
 		return false;
 	}
-	w->s = s;
-	w->cap = cap;
 	return true;
 }
 
@@ -109,11 +105,9 @@ void jsonw_int(struct jsonw *w, int64_t v)
 
 void jsonw_base64(struct jsonw *w, const unsigned char *s, size_t n)
 {
-	size_t b = (n + 2) / 3 * 4;
-	if(!reserve(w, b + 2)) return;
+	if(!reserve(w, mqs_b64_len(n, false) + 2)) return;
 	w->s[w->len++] = '"';
-	EVP_EncodeBlock((unsigned char *)w->s + w->len, s, (int)n);
-	w->len += b;
+	w->len += mqs_b64_encode(s, n, w->s + w->len, false);
 	w->s[w->len++] = '"';
 	w->s[w->len] = '\0';
 }

@@ -1,7 +1,7 @@
 /* jsonw: an append-only JSON text writer for the large responses (sync and history pages), which
  * would otherwise cost one jansson object and several allocations per message. */
-#ifndef MQS_SYNCD_JSONW_H
-#define MQS_SYNCD_JSONW_H
+#ifndef MQS_JSONW_H
+#define MQS_JSONW_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* Unit tests for syncd/jsonw.c: escaping, UTF-8 validation and base64 of the fast JSON writer. */
+/* Unit tests for common/jsonw.c: escaping, UTF-8 validation and base64 of the fast JSON writer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
