@@ -7,70 +7,12 @@
 
 #include "plugin.h"
 
-/* ---- text array literals ----------------------------------------------------------------------- */
-
-void mqs_textarr_add(struct mqs_textarr *a, const char *s)
-{
-	size_t n = strlen(s);
-	size_t need = a->len + 2 * n + 5;
-
-	if(a->oom) return;
-	if(need > a->cap) {
-		size_t c = a->cap ? a->cap * 2 : 256;
-		while(c < need) c *= 2;
-		char *b = realloc(a->s, c);
-		if(b == NULL) {
-			a->oom = true;
-			return;
-		}
-		a->s = b;
-		a->cap = c;
-	}
-	a->s[a->len] = a->len == 0 ? '{' : ',';
-	a->len++;
-	a->s[a->len++] = '"';
-	for(size_t i = 0; i < n; i++) {
-		if(s[i] == '"' || s[i] == '\\') a->s[a->len++] = '\\';
-		a->s[a->len++] = s[i];
-	}
-	a->s[a->len++] = '"';
-	a->s[a->len] = '}';
-	a->s[a->len + 1] = '\0';
-}
-
-void mqs_textarr_add_int(struct mqs_textarr *a, int64_t v)
-{
-	char num[24];
-	snprintf(num, sizeof(num), "%lld", (long long)v);
-	mqs_textarr_add(a, num);
-}
-
-const char *mqs_textarr_text(const struct mqs_textarr *a)
-{
-	if(a->oom) return NULL;
-	return a->len == 0 ? "{}" : a->s;
-}
-
-void mqs_textarr_free(struct mqs_textarr *a)
-{
-	free(a->s);
-	memset(a, 0, sizeof(*a));
-}
-
 /* ---- binary array parameters ------------------------------------------------------------------- */
 
 #define OID_BYTEA 17
 #define OID_INT8  20
 #define OID_INT2  21
 #define OID_TEXT  25
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
 static void barr_init(struct mqs_barr *a, uint32_t oid)
 {
@@ -84,18 +26,11 @@ static void barr_init(struct mqs_barr *a, uint32_t oid)
 static void barr_put(struct mqs_barr *a, const void *data, size_t n)
 {
 	if(!a->ok) return;
-	if(a->len + 4 + n > a->cap) {
-		size_t cap = a->cap ? a->cap : 4096;
-		while(cap < a->len + 4 + n) cap *= 2;
-		uint8_t *b = realloc(a->b, cap);
-		if(b == NULL) {
-			a->ok = false;
-			return;
-		}
-		a->b = b;
-		a->cap = cap;
+	if(!mqs_grow(&a->b, &a->cap, a->len + 4 + n, 4096)) {
+		a->ok = false;
+		return;
 	}
-	put_be32(a->b + a->len, data ? (uint32_t)n : 0xffffffffu);
+	mqs_be32_put(a->b + a->len, data ? (uint32_t)n : 0xffffffffu);
 	a->len += 4;
 	if(data) memcpy(a->b + a->len, data, n);
 	if(data)
@@ -105,22 +40,26 @@ static void barr_put(struct mqs_barr *a, const void *data, size_t n)
 	a->count++;
 }
 
-static void barr_put_int(struct mqs_barr *a, int64_t v, size_t width)
+static void barr_put_int8(struct mqs_barr *a, const uint8_t be[8])
 {
-	uint8_t b[8];
-	for(size_t i = 0; i < width; i++) b[i] = (uint8_t)((uint64_t)v >> (8 * (width - 1 - i)));
-	barr_put(a, b, width);
+	barr_put(a, be, 8);
+}
+
+static void barr_put_int2(struct mqs_barr *a, uint16_t v)
+{
+	uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+	barr_put(a, b, 2);
 }
 
 /* Writes the header. False if an allocation failed. */
 static bool barr_finish(struct mqs_barr *a)
 {
 	if(!a->ok || (a->b == NULL && (a->b = malloc(20)) == NULL)) return false;
-	put_be32(a->b, 1);
-	put_be32(a->b + 4, a->has_null ? 1 : 0);
-	put_be32(a->b + 8, a->oid);
-	put_be32(a->b + 12, (uint32_t)a->count);
-	put_be32(a->b + 16, 1);
+	mqs_be32_put(a->b, 1);
+	mqs_be32_put(a->b + 4, a->has_null ? 1 : 0);
+	mqs_be32_put(a->b + 8, a->oid);
+	mqs_be32_put(a->b + 12, (uint32_t)a->count);
+	mqs_be32_put(a->b + 16, 1);
 	return true;
 }
 
@@ -157,16 +96,16 @@ static bool add_candidate(struct mqs_batch *b, struct hmap *groups, struct mqs_m
 {
 	if(hmap_gets(groups, m->group) == NULL) {
 		if(!hmap_puts(groups, m->group, m)) return false;
-		mqs_textarr_add(&b->groups, m->group);
+		mqs_pgarr_add_str(&b->groups, m->group, strlen(m->group));
 	}
 	b->cand[b->ncand++] = m;
 	barr_put(&b->col[0], m->group, strlen(m->group));
 	barr_put(&b->col[1], m->sender, strlen(m->sender));
 	barr_put(&b->col[2], m->payload, m->payload_len);
-	barr_put_int(&b->col[3], m->qos, 2);
+	barr_put_int2(&b->col[3], m->qos);
 	barr_put(&b->col[4], m->cid[0] ? m->cid : NULL, strlen(m->cid));
-	barr_put_int(&b->col[5], mqs_be64(m->origin), 8);
-	barr_put_int(&b->col[6], mqs_be64(m->origin + 8), 8);
+	barr_put_int8(&b->col[5], m->origin); /* the origin's halves are big-endian int8 already */
+	barr_put_int8(&b->col[6], m->origin + 8);
 	return true;
 }
 
@@ -177,9 +116,9 @@ static bool build(struct mqs_batch *b, struct mqs_msg **ms, size_t n, struct hma
 		struct mqs_msg *m = ms[i];
 		m->status = MSG_PENDING;
 		/* spool_progress: the highest counter of each epoch run (counters rise within a run). */
-		if(i + 1 == n || mqs_be64(ms[i + 1]->origin) != mqs_be64(m->origin)) {
-			mqs_textarr_add_int(&b->upto_epoch, mqs_be64(m->origin));
-			mqs_textarr_add_int(&b->upto_ctr, mqs_be64(m->origin + 8));
+		if(i + 1 == n || memcmp(ms[i + 1]->origin, m->origin, 8) != 0) {
+			mqs_pgarr_add_int(&b->upto_epoch, (int64_t)mqs_be64_get(m->origin));
+			mqs_pgarr_add_int(&b->upto_ctr, (int64_t)mqs_be64_get(m->origin + 8));
 		}
 		if(m->cid[0] != '\0') {
 			char key[CID_KEY_MAX];
@@ -195,8 +134,7 @@ static bool build(struct mqs_batch *b, struct mqs_msg **ms, size_t n, struct hma
 	for(int c = 0; c < MQS_BATCH_COLUMNS; c++) {
 		if(!barr_finish(&b->col[c])) return false;
 	}
-	return mqs_textarr_text(&b->groups) != NULL && mqs_textarr_text(&b->upto_epoch) != NULL &&
-	       mqs_textarr_text(&b->upto_ctr) != NULL;
+	return !b->groups.oom && !b->upto_epoch.oom && !b->upto_ctr.oom;
 }
 
 bool mqs_batch_build(struct mqs_batch *b, struct mqs_msg **ms, size_t n, struct mqs_msg **cand)
@@ -238,9 +176,9 @@ void mqs_batch_free(struct mqs_batch *b)
 {
 	if(b == NULL) return;
 	for(int c = 0; c < MQS_BATCH_COLUMNS; c++) free(b->col[c].b);
-	mqs_textarr_free(&b->groups);
-	mqs_textarr_free(&b->upto_epoch);
-	mqs_textarr_free(&b->upto_ctr);
+	mqs_pgarr_free(&b->groups);
+	mqs_pgarr_free(&b->upto_epoch);
+	mqs_pgarr_free(&b->upto_ctr);
 	b->cand = NULL;
 	b->ncand = 0;
 }

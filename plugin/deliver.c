@@ -6,11 +6,11 @@
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mqtt_protocol.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "msgjson.h"
 #include "plugin.h"
 
 /* Publishes buf (copied) to topic for every subscriber. Takes ownership of props. */
@@ -40,30 +40,25 @@ static void publish_json(const char *topic, json_t *obj, int qos)
 	json_decref(obj);
 }
 
-/* The message object of SPEC 5.1. Returns a new reference, or NULL on out of memory. */
-static json_t *message_object(const struct mqs_msg *m)
+/* The message object of SPEC 5.1 in w, byte for byte what mqsyncd's sync and history write
+ * (common/msgjson.c). On out of memory w->oom is set; the caller frees w. */
+static void message_json(struct jsonw *w, const struct mqs_msg *m)
 {
-	json_t *o = json_pack("{s:I,s:s,s:I,s:s,s:s}", "id", (json_int_t)m->id, "group", m->group, "seq",
-	                      (json_int_t)m->seq, "sender", m->sender, "ts", m->ts);
-	if(o == NULL) return NULL;
-	json_t *text = json_stringn(m->payload, m->payload_len); /* NULL unless valid UTF-8 */
-	if(text != NULL) {
-		json_object_set_new(o, "payload", text);
-		json_object_set_new(o, "encoding", json_string("utf8"));
-	} else {
-		size_t cap = 4 * ((m->payload_len + 2) / 3) + 1;
-		unsigned char *b64 = malloc(cap);
-		if(b64 == NULL) {
-			json_decref(o);
-			return NULL;
-		}
-		EVP_EncodeBlock(b64, m->payload, (int)m->payload_len);
-		json_object_set_new(o, "payload", json_string((char *)b64));
-		json_object_set_new(o, "encoding", json_string("base64"));
-		free(b64);
-	}
-	if(m->cid[0]) json_object_set_new(o, "cid", json_string(m->cid));
-	return o;
+	struct mqs_msg_view v = {
+	        .id = m->id,
+	        .seq = m->seq,
+	        .group = m->group,
+	        .group_len = strlen(m->group),
+	        .sender = m->sender,
+	        .sender_len = strlen(m->sender),
+	        .ts = m->ts,
+	        .ts_len = strlen(m->ts),
+	        .payload = m->payload,
+	        .payload_len = m->payload_len,
+	        .cid = m->cid[0] ? m->cid : NULL,
+	        .cid_len = strlen(m->cid),
+	};
+	mqs_msgjson_write(w, &v);
 }
 
 /* The stamp: user properties id, seq, sender, ts (and cid). NULL on out of memory; the caller
@@ -94,14 +89,13 @@ static void publish_msg(struct mqs_plugin *p, const struct mqs_msg *m)
 	snprintf(topic, sizeof(topic), "groups/%s/messages", m->group);
 	p->stat_delivered++;
 	if(p->cfg.envelope == MQS_ENVELOPE_JSON) {
-		json_t *o = message_object(m);
-		char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-		json_decref(o);
-		if(s != NULL)
-			publish(topic, s, strlen(s), m->qos, props);
+		struct jsonw w = {0};
+		message_json(&w, m);
+		if(!w.oom && w.s != NULL)
+			publish(topic, w.s, w.len, m->qos, props);
 		else
 			mosquitto_property_free_all(&props);
-		free(s);
+		jsonw_free(&w);
 	} else {
 		publish(topic, m->payload, m->payload_len, m->qos, props);
 	}

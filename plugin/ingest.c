@@ -77,8 +77,7 @@ static struct mqs_msg *msg_new(struct mqs_plugin *p, const struct mosquitto_evt_
 		return NULL;
 	}
 	memcpy(m->origin, p->epoch, 8);
-	uint64_t n = p->next_origin++;
-	for(int i = 0; i < 8; i++) m->origin[8 + i] = (uint8_t)(n >> (56 - 8 * i));
+	mqs_be64_put(m->origin + 8, p->next_origin++);
 	snprintf(m->group, sizeof(m->group), "%s", gid);
 	snprintf(m->sender, sizeof(m->sender), "%s", uid);
 	m->qos = ev->qos;

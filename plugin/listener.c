@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "notify.h"
 #include "pg.h"
 #include "plugin.h"
 
@@ -21,10 +22,11 @@
 struct listener {
 	struct mqs_plugin *p;
 	PGconn *conn;
-	struct hmap *seen;    /* gid -> int64_t *: highest seq this broker delivered or fetched */
-	char *own_epochs;     /* array literal of this process's origin epochs (int8): the thread's own
-	                         copy, made by mqs_listener_start before the thread exists */
-	struct mqs_item *out; /* results to push, in order */
+	struct hmap *seen;           /* gid -> int64_t *: highest seq this broker delivered or fetched */
+	struct mqs_pgarr own_epochs; /* array literal of this process's origin epochs (int8): the
+	                                thread's own copy, made by mqs_listener_start before the
+	                                thread exists */
+	struct mqs_item *out;        /* results to push, in order */
 	struct mqs_item **out_tail;
 	time_t last_error_log;
 	bool fetch_ok; /* for fetch_one */
@@ -244,7 +246,7 @@ static bool on_msg_notify(struct listener *l, const char *gid, int64_t last_seq)
 	char a[24], b[24];
 	snprintf(a, sizeof(a), "%lld", (long long)from);
 	snprintf(b, sizeof(b), "%lld", (long long)last_seq);
-	const char *params[4] = {gid, a, b, l->own_epochs};
+	const char *params[4] = {gid, a, b, mqs_pgarr_text(&l->own_epochs)}; /* not NULL: see start */
 	PGresult *res = query(l,
 	                      "SELECT id, seq, sender, payload, qos, coalesce(cid, ''), " MQS_SQL_TS(
 	                              "created_at") " FROM messages WHERE group_id = $1 AND seq > $2 AND seq <= $3"
@@ -258,8 +260,8 @@ static bool on_msg_notify(struct listener *l, const char *gid, int64_t last_seq)
 		m->hdr.kind = ITEM_MSG;
 		m->remote = true;
 		m->status = MSG_STORED;
-		m->id = mqs_be64(PQgetvalue(res, r, 0));
-		m->seq = mqs_be64(PQgetvalue(res, r, 1));
+		m->id = (int64_t)mqs_be64_get(PQgetvalue(res, r, 0));
+		m->seq = (int64_t)mqs_be64_get(PQgetvalue(res, r, 1));
 		snprintf(m->group, sizeof(m->group), "%s", gid);
 		snprintf(m->sender, sizeof(m->sender), "%.*s", PQgetlength(res, r, 2), PQgetvalue(res, r, 2));
 		m->payload_len = (uint32_t)PQgetlength(res, r, 3);
@@ -282,22 +284,34 @@ static bool on_msg_notify(struct listener *l, const char *gid, int64_t last_seq)
 }
 
 /* Handles one mqsync_state notification. False if the connection should be reset (a query
- * failed). */
+ * failed); a payload that is not one of ours is ignored. */
 static bool on_notify(struct listener *l, const PGnotify *n)
 {
 	char a[MQS_ID_MAX + 1], b[MQS_ID_MAX + 1];
-	const char *s = n->extra;
 
-	if(strncmp(s, "user:", 5) == 0 && mqs_id_valid(s + 5)) return reload_user(l, s + 5);
-	if(strncmp(s, "group:", 6) == 0 && mqs_id_valid(s + 6)) return reload_group(l, s + 6);
-	if(strncmp(s, "member:", 7) == 0) {
-		const char *g = s + 7, *colon = strchr(g, ':');
-		if(colon == NULL || !mqs_id_valid_n(g, (size_t)(colon - g)) || !mqs_id_valid(colon + 1)) return true;
-		snprintf(a, sizeof(a), "%.*s", (int)(colon - g), g);
-		snprintf(b, sizeof(b), "%s", colon + 1);
+	switch(mqs_notify_state_parse(n->extra, a, b)) {
+	case MQS_NOTIFY_USER:
+		return reload_user(l, a);
+	case MQS_NOTIFY_GROUP:
+		return reload_group(l, a);
+	case MQS_NOTIFY_MEMBER:
 		return reload_member(l, a, b);
+	default:
+		return true;
 	}
-	return true;
+}
+
+/* Notes last_seq for gid in msgs (gid -> int64_t *), keeping the highest. */
+static void note_msg(struct hmap *msgs, const char *gid, int64_t seq)
+{
+	int64_t *v = hmap_gets(msgs, gid);
+	if(v != NULL) {
+		if(seq > *v) *v = seq;
+	} else if((v = malloc(sizeof(*v))) != NULL) {
+		*v = seq;
+		if(!hmap_puts(msgs, gid, v)) free(v);
+	}
+	/* out of memory: that group's commits are seen at its next notification or by sync */
 }
 
 static void free_ptr(void *v)
@@ -324,18 +338,12 @@ static bool handle_notifications(struct listener *l)
 	bool ok = msgs != NULL;
 
 	while((n = PQnotifies(l->conn)) != NULL) {
-		const char *colon = strrchr(n->extra, ':');
-		if(strcmp(n->relname, "mqsync_msg") != 0) {
+		char gid[MQS_ID_MAX + 1];
+		int64_t seq;
+		if(strcmp(n->relname, MQS_CHAN_MSG) != 0) {
 			if(ok) ok = on_notify(l, n);
-		} else if(ok && colon != NULL && mqs_id_valid_n(n->extra, (size_t)(colon - n->extra))) {
-			int64_t seq = strtoll(colon + 1, NULL, 10);
-			int64_t *v = hmap_get(msgs, n->extra, (size_t)(colon - n->extra));
-			if(v != NULL) {
-				if(seq > *v) *v = seq;
-			} else if((v = malloc(sizeof(*v))) != NULL) {
-				*v = seq;
-				if(!hmap_put(msgs, n->extra, (size_t)(colon - n->extra), v)) free(v);
-			}
+		} else if(ok && mqs_notify_msg_parse(n->extra, gid, &seq)) {
+			note_msg(msgs, gid, seq);
 		}
 		PQfreemem(n);
 	}
@@ -354,7 +362,7 @@ static bool connect_and_load(struct listener *l)
 	snprintf(app, sizeof(app), "mqsync-listener:%s", l->p->cfg.node);
 	l->conn = mqs_pg_connect(l->p->cfg.conninfo, app, "5", NULL);
 	if(PQstatus(l->conn) == CONNECTION_OK) {
-		PGresult *res = PQexec(l->conn, "LISTEN mqsync_state; LISTEN mqsync_msg");
+		PGresult *res = PQexec(l->conn, "LISTEN " MQS_CHAN_STATE "; LISTEN " MQS_CHAN_MSG);
 		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 		PQclear(res);
 		/* LISTEN first, then load: a change between the two is both in the snapshot and notified. */
@@ -390,7 +398,7 @@ static void listener_free(struct listener *l)
 	if(l == NULL) return;
 	if(l->conn != NULL) PQfinish(l->conn);
 	hmap_free(l->seen);
-	free(l->own_epochs);
+	mqs_pgarr_free(&l->own_epochs);
 	free(l);
 }
 
@@ -426,20 +434,6 @@ static void *listener_main(void *arg)
 	return NULL;
 }
 
-/* The array literal of own's epochs as messages.origin_epoch stores them (int8): "{e1,e2,...}".
- * NULL on out of memory; the caller frees it. */
-static char *epochs_literal(const struct mqs_epochs *own)
-{
-	char *lit = malloc((size_t)own->n * 22 + 3);
-	if(lit == NULL) return NULL;
-	char *e = lit;
-	*e++ = '{';
-	for(int i = 0; i < own->n; i++) e += sprintf(e, "%s%lld", i > 0 ? "," : "", (long long)mqs_be64(own->e[i]));
-	*e++ = '}';
-	*e = '\0';
-	return lit;
-}
-
 bool mqs_listener_start(struct mqs_plugin *p, const struct mqs_epochs *own)
 {
 	struct listener *l = calloc(1, sizeof(*l));
@@ -448,9 +442,11 @@ bool mqs_listener_start(struct mqs_plugin *p, const struct mqs_epochs *own)
 	l->p = p;
 	l->out_tail = &l->out;
 	l->seen = hmap_new(free_ptr);
-	/* The hand-over: the thread reads own only through this copy, made before it starts. */
-	l->own_epochs = epochs_literal(own);
-	if(l->seen == NULL || l->own_epochs == NULL || pthread_create(&p->listener, NULL, listener_main, l) != 0) {
+	/* The hand-over: the thread reads own only through this copy, made before it starts, of the
+	 * epochs as messages.origin_epoch stores them (int8). */
+	for(int i = 0; i < own->n; i++) mqs_pgarr_add_int(&l->own_epochs, (int64_t)mqs_be64_get(own->e[i]));
+	if(l->seen == NULL || mqs_pgarr_text(&l->own_epochs) == NULL ||
+	   pthread_create(&p->listener, NULL, listener_main, l) != 0) {
 		listener_free(l);
 		return false;
 	}

@@ -23,9 +23,11 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "codec.h"
 #include "config.h"
 #include "hmap.h"
 #include "ids.h"
+#include "pgarr.h"
 #include "spool.h"
 #include "token.h"
 #include "util.h"
@@ -132,15 +134,6 @@ struct mqs_logline {
 	int level; /* MOSQ_LOG_* */
 	char text[];
 };
-
-/* The big-endian 64-bit integer at b (spool origins, libpq binary int8 results). */
-static inline int64_t mqs_be64(const void *b)
-{
-	const uint8_t *p = b;
-	uint64_t v = 0;
-	for(int i = 0; i < 8; i++) v = (v << 8) | p[i];
-	return (int64_t)v;
-}
 
 /* Milliseconds on clock clk: CLOCK_MONOTONIC for timers, CLOCK_REALTIME for wall-clock stamps. */
 static inline int64_t mqs_now_ms(clockid_t clk)
@@ -388,25 +381,10 @@ bool mqs_deliver_drain(struct mqs_plugin *p, enum mqs_drain_mode mode);
 
 #define MQS_BATCH_BYTES (16u * 1024 * 1024) /* payload bytes per transaction, about */
 
-/* A PostgreSQL text array literal under construction; zero-initialise. Every element is
- * double-quoted with " and \ escaped: unquoted, an id such as "null" would be read as SQL NULL. */
-struct mqs_textarr {
-	char *s;
-	size_t len, cap;
-	bool oom; /* an allocation failed: further additions are ignored */
-};
-
-void mqs_textarr_add(struct mqs_textarr *a, const char *s);
-void mqs_textarr_add_int(struct mqs_textarr *a, int64_t v);
-/* The literal ("{}" when empty), or NULL after an allocation failure. Owned by a. */
-MQS_MUST_CHECK const char *mqs_textarr_text(const struct mqs_textarr *a);
-/* Frees the buffer and zeroes a. */
-void mqs_textarr_free(struct mqs_textarr *a);
-
 /* A binary array parameter (PostgreSQL's array send format: one dimension, lower bound 1): a
  * 20-byte header, then per element a 4-byte length (-1 for NULL) and the bytes. */
 struct mqs_barr {
-	uint8_t *b;
+	char *b;
 	size_t len, cap;
 	int32_t count;
 	bool has_null;
@@ -421,9 +399,9 @@ struct mqs_batch {
 	struct mqs_msg **cand; /* the messages sent to the database; ord k is cand[k - 1] */
 	size_t ncand;
 	struct mqs_barr col[MQS_BATCH_COLUMNS]; /* the ingest parameters (binary) */
-	struct mqs_textarr groups;              /* the lock parameter: each group once */
-	struct mqs_textarr upto_epoch;          /* spool_progress: per run of one epoch, its highest */
-	struct mqs_textarr upto_ctr;            /* counter */
+	struct mqs_pgarr groups;                /* the lock parameter: each group once */
+	struct mqs_pgarr upto_epoch;            /* spool_progress: per run of one epoch, its highest */
+	struct mqs_pgarr upto_ctr;              /* counter */
 };
 
 /* The next batch from head (a chain of ITEM_MSG, oldest first): at most max messages and about

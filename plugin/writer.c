@@ -246,7 +246,7 @@ static bool send_prepared(struct writer *w, const char *name, int n, const char 
 /* Sends the batch's transaction as one pipeline: BEGIN, the group locks, the ingest statement,
  * the spool_progress update, COMMIT. False if libpq refused (logged); the caller leaves the
  * pipeline. */
-static bool send_batch(struct writer *w, const struct mqs_batch *b)
+static bool send_batch(struct writer *w, struct mqs_batch *b)
 {
 	const char *vals[MQS_BATCH_COLUMNS];
 	int lens[MQS_BATCH_COLUMNS], fmts[MQS_BATCH_COLUMNS];
@@ -256,8 +256,9 @@ static bool send_batch(struct writer *w, const struct mqs_batch *b)
 		lens[c] = (int)b->col[c].len;
 		fmts[c] = 1;
 	}
-	const char *p_lock[1] = {mqs_textarr_text(&b->groups)};
-	const char *p_upto[3] = {mqs_textarr_text(&b->upto_epoch), mqs_textarr_text(&b->upto_ctr), w->p->cfg.node};
+	const char *p_lock[1] = {mqs_pgarr_text(&b->groups)};
+	const char *p_upto[3] = {mqs_pgarr_text(&b->upto_epoch), mqs_pgarr_text(&b->upto_ctr), w->p->cfg.node};
+	if(p_lock[0] == NULL || p_upto[0] == NULL || p_upto[1] == NULL) return false; /* checked by build */
 	if(PQsendQueryParams(w->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
 	   !send_prepared(w, "lock", 1, p_lock) ||
 	   PQsendQueryPrepared(w->conn, "ingest", MQS_BATCH_COLUMNS, vals, lens, fmts, 0) != 1 ||
@@ -350,33 +351,33 @@ static void flush_msgs(struct writer *w)
 
 /* ---- receipts and presence ------------------------------------------------------------------ */
 
-static void textarrs_free(struct mqs_textarr *x, int n)
+static void pgarrs_free(struct mqs_pgarr *x, int n)
 {
-	for(int i = 0; i < n; i++) mqs_textarr_free(&x[i]);
+	for(int i = 0; i < n; i++) mqs_pgarr_free(&x[i]);
 }
 
 static void receipt_to_arrays(const void *key, size_t keylen, void *value, void *arg)
 {
-	struct mqs_textarr *x = arg;
+	struct mqs_pgarr *x = arg;
 	struct mqs_receipt *r = value;
 	(void)key;
 	(void)keylen;
-	mqs_textarr_add(&x[0], r->group);
-	mqs_textarr_add(&x[1], r->user);
-	mqs_textarr_add_int(&x[2], r->delivered);
-	mqs_textarr_add_int(&x[3], r->read);
+	mqs_pgarr_add_str(&x[0], r->group, strlen(r->group));
+	mqs_pgarr_add_str(&x[1], r->user, strlen(r->user));
+	mqs_pgarr_add_int(&x[2], r->delivered);
+	mqs_pgarr_add_int(&x[3], r->read);
 }
 
 /* Applies all coalesced receipts in one statement. Cursors only move forward, read implies
  * delivered, and nothing moves past the group's last seq. */
 static void flush_receipts(struct writer *w)
 {
-	struct mqs_textarr x[4] = {{0}};
+	struct mqs_pgarr x[4] = {{0}};
 	hmap_each(w->receipts, receipt_to_arrays, x);
-	const char *params[4] = {mqs_textarr_text(&x[0]), mqs_textarr_text(&x[1]), mqs_textarr_text(&x[2]),
-	                         mqs_textarr_text(&x[3])};
+	const char *params[4] = {mqs_pgarr_text(&x[0]), mqs_pgarr_text(&x[1]), mqs_pgarr_text(&x[2]),
+	                         mqs_pgarr_text(&x[3])};
 	if(!params[0] || !params[1] || !params[2] || !params[3]) {
-		textarrs_free(x, 4);
+		pgarrs_free(x, 4);
 		return;
 	}
 	PGresult *res = PQexecParams(
@@ -389,7 +390,7 @@ static void flush_receipts(struct writer *w)
 	        " WHERE m.group_id = r.g AND m.user_id = r.u"
 	        " RETURNING m.group_id, m.user_id, m.delivered_seq, m.read_seq",
 	        4, NULL, params, NULL, NULL, 0);
-	textarrs_free(x, 4);
+	pgarrs_free(x, 4);
 	if(PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_error(w, "cannot apply receipts", PQresultErrorMessage(res));
 		PQclear(res);
@@ -425,22 +426,22 @@ static void flush_receipts(struct writer *w)
 
 static void presence_to_arrays(const void *key, size_t keylen, void *value, void *arg)
 {
-	struct mqs_textarr *x = arg;
+	struct mqs_pgarr *x = arg;
 	struct mqs_presence *pr = value;
 	(void)key;
 	(void)keylen;
-	mqs_textarr_add(&x[0], pr->user);
-	mqs_textarr_add_int(&x[1], pr->connections);
+	mqs_pgarr_add_str(&x[0], pr->user, strlen(pr->user));
+	mqs_pgarr_add_int(&x[1], pr->connections);
 }
 
 static void flush_presence(struct writer *w)
 {
 	if(hmap_count(w->presence) > 0) {
-		struct mqs_textarr x[2] = {{0}};
+		struct mqs_pgarr x[2] = {{0}};
 		hmap_each(w->presence, presence_to_arrays, x);
-		const char *params[3] = {w->p->cfg.node, mqs_textarr_text(&x[0]), mqs_textarr_text(&x[1])};
+		const char *params[3] = {w->p->cfg.node, mqs_pgarr_text(&x[0]), mqs_pgarr_text(&x[1])};
 		if(!params[1] || !params[2]) {
-			textarrs_free(x, 2);
+			pgarrs_free(x, 2);
 			return;
 		}
 		PGresult *res = PQexecParams(w->conn,
@@ -449,7 +450,7 @@ static void flush_presence(struct writer *w)
 		                             " ON CONFLICT (user_id, node) DO UPDATE"
 		                             " SET connections = EXCLUDED.connections, last_seen = now()",
 		                             3, NULL, params, NULL, NULL, 0);
-		textarrs_free(x, 2);
+		pgarrs_free(x, 2);
 		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 		if(!ok) log_error(w, "cannot record presence", PQresultErrorMessage(res));
 		PQclear(res);
