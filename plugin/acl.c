@@ -1,5 +1,7 @@
 /* acl: every ACL check for groups/#, users/# and system/# answered from memory (SPEC 3); other
- * topics as plugin_opt_other_topics says. Broker thread only. */
+ * topics as plugin_opt_other_topics says. mqs_acl_decide is the pure decision (unit-tested in
+ * tests/unit/test_acl.c); mqs_on_acl_check adds what only the broker knows (held-back payloads,
+ * the wake connection, who the client is) and logs refusals. Broker thread only. */
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
@@ -8,58 +10,89 @@
 #include "plugin.h"
 #include "topic.h"
 
-static int other_topics(const struct mqs_plugin *p)
+static const struct mqs_acl_decision ALLOW = {MOSQ_ERR_SUCCESS, NULL};
+static const struct mqs_acl_decision DENY = {MOSQ_ERR_ACL_DENIED, NULL};
+
+static struct mqs_acl_decision other_topics(int other)
 {
-	switch(p->cfg.other_topics) {
-	case MQS_OTHER_ALLOW:
-		return MOSQ_ERR_SUCCESS;
-	case MQS_OTHER_DENY:
-		return MOSQ_ERR_ACL_DENIED;
-	default:
-		return MOSQ_ERR_PLUGIN_DEFER;
-	}
+	struct mqs_acl_decision d = {MOSQ_ERR_PLUGIN_DEFER, NULL};
+	if(other == MQS_OTHER_ALLOW) d.rc = MOSQ_ERR_SUCCESS;
+	if(other == MQS_OTHER_DENY) d.rc = MOSQ_ERR_ACL_DENIED;
+	return d;
 }
 
-/* Decision for a concrete governed topic. read covers READ and SUBSCRIBE. */
-static int governed(struct mqs_plugin *p, const struct mqs_topic *t, const char *uid, bool write)
+/* Whether uid may use a concrete governed topic. write: WRITE; otherwise READ or SUBSCRIBE. */
+static bool governed(const struct mqs_state *st, const struct mqs_topic *t, const char *uid, bool write)
 {
-	if(uid == NULL) return MOSQ_ERR_ACL_DENIED;
+	const struct mqs_user *u;
+
+	if(uid == NULL) return false;
 	switch(t->kind) {
 	case MQS_TOPIC_MESSAGES:
 	case MQS_TOPIC_RECEIPTS:
-		return mqs_is_member(p, t->id, uid) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+		return mqs_state_is_member(st, t->id, uid);
 	case MQS_TOPIC_INBOX:
 		/* Only the server publishes here (mosquitto_broker_publish skips WRITE checks). */
-		return !write && strcmp(t->id, uid) == 0 ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+		return !write && strcmp(t->id, uid) == 0;
 	case MQS_TOPIC_ALERTS:
-		if(!write) return MOSQ_ERR_SUCCESS;
-		{
-			struct mqs_user *u = p->users ? hmap_gets(p->users, uid) : NULL;
-			return u != NULL && u->admin ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
-		}
+		if(!write) return true;
+		u = mqs_state_user(st, uid);
+		return u != NULL && u->admin;
 	default:
-		return MOSQ_ERR_ACL_DENIED;
+		return false;
 	}
 }
 
-/* Logs why a client was refused on a governed topic (SPEC 3.1: every refusal has a log line). */
-static int refused(struct mqs_plugin *p, const struct mosquitto_evt_acl_check *ev, const char *uid)
+/* A refusal of topic (as the client sent it) with the reason for the log line. */
+static struct mqs_acl_decision refused(const struct mqs_state *st, const char *uid, int access, const char *topic)
 {
-	const char *what = ev->access == MOSQ_ACL_WRITE ? "publish" : "subscription";
-	const char *why = uid == NULL ? "not authenticated as a user" : "not allowed";
+	struct mqs_acl_decision d = {MOSQ_ERR_ACL_DENIED, uid == NULL ? "not authenticated as a user" : "not allowed"};
 	struct mqs_topic t;
 
-	mqs_topic_parse(ev->topic, &t);
+	mqs_topic_parse(topic, &t);
 	if(uid != NULL && (t.kind == MQS_TOPIC_MESSAGES || t.kind == MQS_TOPIC_RECEIPTS)) {
-		why = mqs_group_get(p, t.id) ? "not a member" : "no such group";
+		d.why = mqs_state_group(st, t.id) ? "not a member" : "no such group";
 	} else if(uid != NULL && t.kind == MQS_TOPIC_ALERTS) {
-		why = "only admin users publish alerts";
+		d.why = "only admin users publish alerts";
 	} else if(uid != NULL && t.kind == MQS_TOPIC_INBOX) {
-		why = ev->access == MOSQ_ACL_WRITE ? "only the server publishes to inboxes" : "another user's inbox";
+		d.why = access == MOSQ_ACL_WRITE ? "only the server publishes to inboxes" : "another user's inbox";
 	}
-	mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqsync: refused %s from '%s' to '%s': %s", what, uid ? uid : "?",
-	                     ev->topic, why);
-	return MOSQ_ERR_ACL_DENIED;
+	return d;
+}
+
+/* SUBSCRIBE and UNSUBSCRIBE: decided on what the filter can match. */
+static struct mqs_acl_decision decide_filter(const struct mqs_state *st, int other, const char *uid, int access,
+                                             const char *filter)
+{
+	struct mqs_topic t;
+
+	switch(mqs_filter_classify(filter, &t)) {
+	case MQS_FILTER_OTHER:
+		return other_topics(other);
+	case MQS_FILTER_BAD:
+		return access == MOSQ_ACL_UNSUBSCRIBE ? ALLOW : refused(st, uid, access, filter);
+	case MQS_FILTER_WILDCARD:
+		/* Allowed; each delivery is then checked with READ. */
+		return uid != NULL ? ALLOW : DENY;
+	case MQS_FILTER_EXACT:
+		if(access == MOSQ_ACL_UNSUBSCRIBE || governed(st, &t, uid, false)) return ALLOW;
+		return refused(st, uid, access, filter);
+	}
+	return DENY;
+}
+
+struct mqs_acl_decision mqs_acl_decide(const struct mqs_state *st, int other, const char *uid, int access,
+                                       const char *topic)
+{
+	struct mqs_topic t;
+
+	if(access == MOSQ_ACL_SUBSCRIBE || access == MOSQ_ACL_UNSUBSCRIBE)
+		return decide_filter(st, other, uid, access, topic);
+	mqs_topic_parse(topic, &t);
+	if(t.kind == MQS_TOPIC_OTHER) return other_topics(other);
+	if(governed(st, &t, uid, access == MOSQ_ACL_WRITE)) return ALLOW;
+	/* READ denials are routine filtering of wildcard subscriptions: not logged. */
+	return access == MOSQ_ACL_WRITE ? refused(st, uid, access, topic) : DENY;
 }
 
 int mqs_on_acl_check(int event, void *event_data, void *userdata)
@@ -67,10 +100,9 @@ int mqs_on_acl_check(int event, void *event_data, void *userdata)
 	struct mosquitto_evt_acl_check *ev = event_data;
 	struct mqs_plugin *p = userdata;
 	struct mqs_client *c = mqs_client_get(p, ev->client);
-	struct mqs_topic t;
 
 	(void)event;
-	/* A held-back original (see message.c) reaches nobody, online or offline. */
+	/* A held-back original (see ingest.c) reaches nobody, online or offline. */
 	if(ev->access == MOSQ_ACL_READ && ev->payloadlen == p->sentinel_len &&
 	   memcmp(ev->payload, p->sentinel, p->sentinel_len) == 0) {
 		return MOSQ_ERR_ACL_DENIED;
@@ -79,30 +111,12 @@ int mqs_on_acl_check(int event, void *event_data, void *userdata)
 		return ev->access == MOSQ_ACL_WRITE && strcmp(ev->topic, p->wake.topic) == 0 ? MOSQ_ERR_SUCCESS
 		                                                                             : MOSQ_ERR_ACL_DENIED;
 	}
-	if(ev->access == MOSQ_ACL_SUBSCRIBE || ev->access == MOSQ_ACL_UNSUBSCRIBE) {
-		switch(mqs_filter_classify(ev->topic, &t)) {
-		case MQS_FILTER_OTHER:
-			return other_topics(p);
-		case MQS_FILTER_BAD:
-			if(ev->access == MOSQ_ACL_UNSUBSCRIBE) return MOSQ_ERR_SUCCESS;
-			return refused(p, ev, mqs_client_uid(p, ev->client));
-		case MQS_FILTER_WILDCARD:
-			/* Allowed; each delivery is then checked with READ. */
-			return mqs_client_uid(p, ev->client) ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
-		case MQS_FILTER_EXACT: {
-			if(ev->access == MOSQ_ACL_UNSUBSCRIBE) return MOSQ_ERR_SUCCESS;
-			const char *uid = mqs_client_uid(p, ev->client);
-			int rc = governed(p, &t, uid, false);
-			return rc == MOSQ_ERR_SUCCESS ? rc : refused(p, ev, uid);
-		}
-		}
-		return MOSQ_ERR_ACL_DENIED;
-	}
-	mqs_topic_parse(ev->topic, &t);
-	if(t.kind == MQS_TOPIC_OTHER) return other_topics(p);
 	const char *uid = mqs_client_uid(p, ev->client);
-	int rc = governed(p, &t, uid, ev->access == MOSQ_ACL_WRITE);
-	/* READ denials are routine filtering of wildcard subscriptions: not logged. */
-	if(rc != MOSQ_ERR_SUCCESS && ev->access == MOSQ_ACL_WRITE) return refused(p, ev, uid);
-	return rc;
+	struct mqs_acl_decision d = mqs_acl_decide(p->state, p->cfg.other_topics, uid, ev->access, ev->topic);
+	if(d.why != NULL) {
+		/* SPEC 3.1: every refusal has a log line. */
+		mqs_plog(ev->client, MOSQ_LOG_NOTICE, "refused %s from '%s' to '%s': %s",
+		         ev->access == MOSQ_ACL_WRITE ? "publish" : "subscription", uid ? uid : "?", ev->topic, d.why);
+	}
+	return d.rc;
 }

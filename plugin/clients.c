@@ -33,8 +33,10 @@ static void presence_change(struct mqs_plugin *p, const char *uid, int delta)
 	if(n <= 0) {
 		hmap_dels(p->conns, uid);
 		n = 0;
-	} else {
-		hmap_puts(p->conns, uid, (void *)n);
+	} else if(!hmap_puts(p->conns, uid, (void *)n)) {
+		/* Out of memory: the count is told to the writer but not kept here, so the next change
+		 * for this user starts from zero again. */
+		mqs_plog(NULL, MOSQ_LOG_WARNING, "out of memory: connections of '%s' not counted", uid);
 	}
 	struct mqs_presence *pr = calloc(1, sizeof(*pr));
 	if(pr == NULL) return;
@@ -92,14 +94,6 @@ int mqs_on_reload(int event, void *event_data, void *userdata)
 	return MOSQ_ERR_SUCCESS;
 }
 
-static bool token_matches(const struct mqs_user *u, const uint8_t hash[MQS_TOKEN_HASH_LEN])
-{
-	bool found = false;
-	/* Compare against every token, without stopping early. */
-	for(int i = 0; i < u->ntokens; i++) found |= mqs_token_hash_eq(u->tokens[i], hash);
-	return found;
-}
-
 int mqs_on_basic_auth(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_basic_auth *ev = event_data;
@@ -110,12 +104,11 @@ int mqs_on_basic_auth(int event, void *event_data, void *userdata)
 
 	(void)event;
 	if(clientid != NULL && strpbrk(clientid, "+#") != NULL) {
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqsync: refused client id '%s': contains + or #", clientid);
+		mqs_plog(NULL, MOSQ_LOG_NOTICE, "refused client id '%s': contains + or #", clientid);
 		return MOSQ_ERR_AUTH;
 	}
 	if(uid != NULL && strpbrk(uid, "+#") != NULL) {
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqsync: refused username with + or # (client '%s')",
-		                     clientid ? clientid : "");
+		mqs_plog(ev->client, MOSQ_LOG_NOTICE, "refused username with + or #");
 		return MOSQ_ERR_AUTH;
 	}
 	if(mqs_wake_is_credential(&p->wake, uid, ev->password)) return remember(p, ev->client, NULL, NULL, true);
@@ -128,17 +121,16 @@ int mqs_on_basic_auth(int event, void *event_data, void *userdata)
 			hmap_del(p->clients, &ev->client, sizeof(ev->client));
 		return MOSQ_ERR_PLUGIN_DEFER;
 	}
-	if(!p->state_loaded) {
-		mosquitto_log_printf(MOSQ_LOG_WARNING,
-		                     "mqsync: refused '%s': users not loaded yet (database unreachable?)",
-		                     uid ? uid : "");
+	if(!p->state->loaded) {
+		mqs_plog(ev->client, MOSQ_LOG_WARNING, "refused '%s': users not loaded yet (database unreachable?)",
+		         uid ? uid : "");
 		return MOSQ_ERR_AUTH;
 	}
-	struct mqs_user *u = mqs_id_valid(uid) ? hmap_gets(p->users, uid) : NULL;
+	const struct mqs_user *u = mqs_id_valid(uid) ? mqs_state_user(p->state, uid) : NULL;
 	if(u == NULL || ev->password == NULL || !mqs_token_hash(ev->password, strlen(ev->password), hash) ||
-	   !token_matches(u, hash)) {
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqsync: authentication failed for user '%s' (client '%s')",
-		                     mqs_id_valid(uid) ? uid : "?", clientid ? clientid : "");
+	   !mqs_user_has_token(u, hash)) {
+		mqs_plog(ev->client, MOSQ_LOG_NOTICE, "authentication failed for user '%s'",
+		         mqs_id_valid(uid) ? uid : "?");
 		return MOSQ_ERR_AUTH;
 	}
 	return remember(p, ev->client, uid, hash, false);
@@ -181,7 +173,7 @@ static void check_client(const void *key, size_t keylen, void *value, void *arg)
 
 	(void)keylen;
 	if(c->wake || !c->online || strcmp(c->user, r->uid) != 0) return;
-	if(r->user != NULL && (!c->has_token || token_matches(r->user, c->token_hash))) return;
+	if(r->user != NULL && (!c->has_token || mqs_user_has_token(r->user, c->token_hash))) return;
 	if(!r->p->cfg.auth && r->user == NULL) return; /* not ours to judge */
 	memcpy(&client, key, sizeof(client));
 	const char *id = mosquitto_client_id(client);
@@ -199,13 +191,13 @@ static void check_client(const void *key, size_t keylen, void *value, void *arg)
 
 void mqs_clients_revalidate(struct mqs_plugin *p, const char *uid)
 {
-	struct revalidate r = {p, uid, hmap_gets(p->users, uid), NULL, 0, 0};
+	struct revalidate r = {p, uid, mqs_state_user(p->state, uid), NULL, 0, 0};
 
 	hmap_each(p->clients, check_client, &r);
 	/* Kick after the walk: a kick may call back into DISCONNECT, which edits the table. */
 	for(size_t i = 0; i < r.nkick; i++) {
-		mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqsync: disconnecting client '%s' of user '%s': token revoked",
-		                     r.kick[i], uid);
+		mqs_plog(NULL, MOSQ_LOG_NOTICE, "disconnecting client '%s' of user '%s': token revoked", r.kick[i],
+		         uid);
 		mosquitto_kick_client_by_clientid(r.kick[i], false);
 		free(r.kick[i]);
 	}

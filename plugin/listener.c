@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "notify.h"
 #include "pg.h"
 #include "plugin.h"
 
@@ -21,9 +22,11 @@
 struct listener {
 	struct mqs_plugin *p;
 	PGconn *conn;
-	struct hmap *seen;    /* gid -> int64_t *: highest seq this broker delivered or fetched */
-	char *own_epochs;     /* array literal of this process's origin epochs (int8) */
-	struct mqs_item *out; /* results to push, in order */
+	struct hmap *seen;           /* gid -> int64_t *: highest seq this broker delivered or fetched */
+	struct mqs_pgarr own_epochs; /* array literal of this process's origin epochs (int8): the
+	                                thread's own copy, made by mqs_listener_start before the
+	                                thread exists */
+	struct mqs_item *out;        /* results to push, in order */
 	struct mqs_item **out_tail;
 	time_t last_error_log;
 	bool fetch_ok; /* for fetch_one */
@@ -68,43 +71,58 @@ static void set_seen(struct listener *l, const char *gid, int64_t seq)
 	if(!hmap_puts(l->seen, gid, v)) free(v);
 }
 
-/* Adds the tokens in res (binary: user_id, token_hash) to the users in map. */
-static void add_tokens(struct hmap *users, PGresult *res)
+/* Adds the tokens in res (binary: user_id, token_hash) to their users: to only, when not NULL
+ * (res then holds only its tokens), else to the users of st. False on out of memory. */
+static bool add_tokens(struct mqs_state *st, struct mqs_user *only, PGresult *res)
 {
 	for(int r = 0; r < PQntuples(res); r++) {
 		char id[MQS_ID_MAX + 1];
+		const uint8_t *hash = (const uint8_t *)PQgetvalue(res, r, 1);
 		snprintf(id, sizeof(id), "%.*s", PQgetlength(res, r, 0), PQgetvalue(res, r, 0));
-		struct mqs_user *u = hmap_gets(users, id);
-		if(u == NULL || PQgetlength(res, r, 1) != MQS_TOKEN_HASH_LEN) continue;
-		uint8_t(*t)[MQS_TOKEN_HASH_LEN] = realloc(u->tokens, (size_t)(u->ntokens + 1) * sizeof(*t));
-		if(t == NULL) continue;
-		memcpy(t[u->ntokens], PQgetvalue(res, r, 1), MQS_TOKEN_HASH_LEN);
-		u->tokens = t;
-		u->ntokens++;
+		if(PQgetlength(res, r, 1) != MQS_TOKEN_HASH_LEN) continue;
+		if(only != NULL ? !mqs_user_add_token(only, hash) : !mqs_state_add_token(st, id, hash)) return false;
 	}
+	return true;
 }
 
-static struct mqs_user *user_new(const char *id, bool admin)
+/* Adds the rows of res (text: id, is_admin) to st. False on out of memory. */
+static bool add_users(struct mqs_state *st, PGresult *res)
 {
-	struct mqs_user *u = calloc(1, sizeof(*u));
-	if(u == NULL) return NULL;
-	snprintf(u->id, sizeof(u->id), "%s", id);
-	u->admin = admin;
-	return u;
+	for(int r = 0; r < PQntuples(res); r++) {
+		struct mqs_user *u = mqs_user_new(PQgetvalue(res, r, 0), PQgetvalue(res, r, 1)[0] == 't');
+		if(u == NULL || !mqs_state_add_user(st, u)) {
+			mqs_user_free(u);
+			return false;
+		}
+	}
+	return true;
 }
 
-static struct mqs_group *group_new(const char *id, int64_t last_seq)
+/* Adds the rows of res (text: id, last_seq) to st, noting each last_seq as seen. */
+static bool add_groups(struct listener *l, struct mqs_state *st, PGresult *res)
 {
-	struct mqs_group *g = calloc(1, sizeof(*g));
-	if(g == NULL) return NULL;
-	snprintf(g->id, sizeof(g->id), "%s", id);
-	g->last_seq = last_seq;
-	g->members = hmap_new(NULL);
-	if(g->members == NULL) {
-		free(g);
-		return NULL;
+	for(int r = 0; r < PQntuples(res); r++) {
+		int64_t last_seq = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+		if(!mqs_state_add_group(st, PQgetvalue(res, r, 0), last_seq)) return false;
+		set_seen(l, PQgetvalue(res, r, 0), last_seq);
 	}
-	return g;
+	return true;
+}
+
+static enum mqs_role role_of(const char *s)
+{
+	return strcmp(s, "admin") == 0 ? ROLE_ADMIN : ROLE_MEMBER;
+}
+
+/* Adds the rows of res (text: group_id, user_id, role) to st. */
+static bool add_members(struct mqs_state *st, PGresult *res)
+{
+	for(int r = 0; r < PQntuples(res); r++) {
+		if(!mqs_state_add_member(st, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
+		                         role_of(PQgetvalue(res, r, 2))))
+			return false;
+	}
+	return true;
 }
 
 /* Loads everything in one consistent snapshot. False on any failure (the caller reconnects). */
@@ -112,45 +130,29 @@ static bool load_snapshot(struct listener *l)
 {
 	PGresult *res = NULL;
 	struct mqs_snapshot *s = calloc(1, sizeof(*s));
+	bool ok;
 
 	if(s == NULL) return false;
 	s->hdr.kind = ITEM_SNAPSHOT;
-	s->users = hmap_new(mqs_user_free);
-	s->groups = hmap_new(mqs_group_free);
-	if(s->users == NULL || s->groups == NULL) goto fail;
+	if((s->state = mqs_state_new()) == NULL) goto fail;
 	res = PQexec(l->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 	if(PQresultStatus(res) != PGRES_COMMAND_OK) goto fail;
 	PQclear(res);
 
 	if((res = query(l, "SELECT id, is_admin FROM users", 0, NULL, 0)) == NULL) goto fail;
-	for(int r = 0; r < PQntuples(res); r++) {
-		struct mqs_user *u = user_new(PQgetvalue(res, r, 0), PQgetvalue(res, r, 1)[0] == 't');
-		if(u == NULL || !hmap_puts(s->users, u->id, u)) {
-			mqs_user_free(u);
-			goto fail;
-		}
-	}
+	ok = add_users(s->state, res);
 	PQclear(res);
-	if((res = query(l, "SELECT user_id, token_hash FROM user_tokens", 0, NULL, 1)) == NULL) goto fail;
-	add_tokens(s->users, res);
+	if(!ok || (res = query(l, "SELECT user_id, token_hash FROM user_tokens", 0, NULL, 1)) == NULL) goto fail;
+	ok = add_tokens(s->state, NULL, res);
 	PQclear(res);
-	if((res = query(l, "SELECT id, last_seq FROM groups", 0, NULL, 0)) == NULL) goto fail;
-	for(int r = 0; r < PQntuples(res); r++) {
-		struct mqs_group *g = group_new(PQgetvalue(res, r, 0), strtoll(PQgetvalue(res, r, 1), NULL, 10));
-		if(g == NULL || !hmap_puts(s->groups, g->id, g)) {
-			mqs_group_free(g);
-			goto fail;
-		}
-		set_seen(l, g->id, g->last_seq);
-	}
+	if(!ok || (res = query(l, "SELECT id, last_seq FROM groups", 0, NULL, 0)) == NULL) goto fail;
+	ok = add_groups(l, s->state, res);
 	PQclear(res);
-	if((res = query(l, "SELECT group_id, user_id, role FROM memberships", 0, NULL, 0)) == NULL) goto fail;
-	for(int r = 0; r < PQntuples(res); r++) {
-		struct mqs_group *g = hmap_gets(s->groups, PQgetvalue(res, r, 0));
-		intptr_t role = strcmp(PQgetvalue(res, r, 2), "admin") == 0 ? ROLE_ADMIN : ROLE_MEMBER;
-		if(g != NULL && !hmap_puts(g->members, PQgetvalue(res, r, 1), (void *)role)) goto fail;
-	}
+	if(!ok || (res = query(l, "SELECT group_id, user_id, role FROM memberships", 0, NULL, 0)) == NULL) goto fail;
+	ok = add_members(s->state, res);
 	PQclear(res);
+	res = NULL;
+	if(!ok) goto fail;
 	res = PQexec(l->conn, "COMMIT");
 	PQclear(res);
 	emit(l, &s->hdr);
@@ -173,28 +175,18 @@ static bool reload_user(struct listener *l, const char *id)
 	snprintf(c->id, sizeof(c->id), "%s", id);
 	if((res = query(l, "SELECT is_admin FROM users WHERE id = $1", 1, params, 0)) == NULL) goto fail;
 	c->exists = PQntuples(res) == 1;
-	if(c->exists) {
-		c->user = user_new(id, PQgetvalue(res, 0, 0)[0] == 't');
-		if(c->user == NULL) goto fail;
-	}
+	if(c->exists && (c->user = mqs_user_new(id, PQgetvalue(res, 0, 0)[0] == 't')) == NULL) goto fail;
 	PQclear(res);
+	res = NULL;
 	if(c->exists) {
-		struct hmap *one = hmap_new(NULL);
-		if(one == NULL || !hmap_puts(one, id, c->user)) {
-			hmap_free(one);
-			goto fail_nores;
-		}
 		res = query(l, "SELECT user_id, token_hash FROM user_tokens WHERE user_id = $1", 1, params, 1);
-		if(res != NULL) add_tokens(one, res);
-		hmap_free(one);
-		if(res == NULL) goto fail_nores;
+		if(res == NULL || !add_tokens(NULL, c->user, res)) goto fail;
 		PQclear(res);
 	}
 	emit(l, &c->hdr);
 	return true;
 fail:
 	PQclear(res);
-fail_nores:
 	mqs_item_free(&c->hdr);
 	return false;
 }
@@ -232,7 +224,7 @@ static bool reload_member(struct listener *l, const char *gid, const char *uid)
 	snprintf(c->group, sizeof(c->group), "%s", gid);
 	snprintf(c->user, sizeof(c->user), "%s", uid);
 	c->exists = PQntuples(res) == 1;
-	c->role = c->exists && strcmp(PQgetvalue(res, 0, 0), "admin") == 0 ? ROLE_ADMIN : ROLE_MEMBER;
+	c->role = c->exists ? role_of(PQgetvalue(res, 0, 0)) : ROLE_MEMBER;
 	PQclear(res);
 	emit(l, &c->hdr);
 	return true;
@@ -254,7 +246,7 @@ static bool on_msg_notify(struct listener *l, const char *gid, int64_t last_seq)
 	char a[24], b[24];
 	snprintf(a, sizeof(a), "%lld", (long long)from);
 	snprintf(b, sizeof(b), "%lld", (long long)last_seq);
-	const char *params[4] = {gid, a, b, l->own_epochs};
+	const char *params[4] = {gid, a, b, mqs_pgarr_text(&l->own_epochs)}; /* not NULL: see start */
 	PGresult *res = query(l,
 	                      "SELECT id, seq, sender, payload, qos, coalesce(cid, ''), " MQS_SQL_TS(
 	                              "created_at") " FROM messages WHERE group_id = $1 AND seq > $2 AND seq <= $3"
@@ -268,8 +260,8 @@ static bool on_msg_notify(struct listener *l, const char *gid, int64_t last_seq)
 		m->hdr.kind = ITEM_MSG;
 		m->remote = true;
 		m->status = MSG_STORED;
-		m->id = mqs_be64(PQgetvalue(res, r, 0));
-		m->seq = mqs_be64(PQgetvalue(res, r, 1));
+		m->id = (int64_t)mqs_be64_get(PQgetvalue(res, r, 0));
+		m->seq = (int64_t)mqs_be64_get(PQgetvalue(res, r, 1));
 		snprintf(m->group, sizeof(m->group), "%s", gid);
 		snprintf(m->sender, sizeof(m->sender), "%.*s", PQgetlength(res, r, 2), PQgetvalue(res, r, 2));
 		m->payload_len = (uint32_t)PQgetlength(res, r, 3);
@@ -292,22 +284,34 @@ static bool on_msg_notify(struct listener *l, const char *gid, int64_t last_seq)
 }
 
 /* Handles one mqsync_state notification. False if the connection should be reset (a query
- * failed). */
+ * failed); a payload that is not one of ours is ignored. */
 static bool on_notify(struct listener *l, const PGnotify *n)
 {
 	char a[MQS_ID_MAX + 1], b[MQS_ID_MAX + 1];
-	const char *s = n->extra;
 
-	if(strncmp(s, "user:", 5) == 0 && mqs_id_valid(s + 5)) return reload_user(l, s + 5);
-	if(strncmp(s, "group:", 6) == 0 && mqs_id_valid(s + 6)) return reload_group(l, s + 6);
-	if(strncmp(s, "member:", 7) == 0) {
-		const char *g = s + 7, *colon = strchr(g, ':');
-		if(colon == NULL || !mqs_id_valid_n(g, (size_t)(colon - g)) || !mqs_id_valid(colon + 1)) return true;
-		snprintf(a, sizeof(a), "%.*s", (int)(colon - g), g);
-		snprintf(b, sizeof(b), "%s", colon + 1);
+	switch(mqs_notify_state_parse(n->extra, a, b)) {
+	case MQS_NOTIFY_USER:
+		return reload_user(l, a);
+	case MQS_NOTIFY_GROUP:
+		return reload_group(l, a);
+	case MQS_NOTIFY_MEMBER:
 		return reload_member(l, a, b);
+	default:
+		return true;
 	}
-	return true;
+}
+
+/* Notes last_seq for gid in msgs (gid -> int64_t *), keeping the highest. */
+static void note_msg(struct hmap *msgs, const char *gid, int64_t seq)
+{
+	int64_t *v = hmap_gets(msgs, gid);
+	if(v != NULL) {
+		if(seq > *v) *v = seq;
+	} else if((v = malloc(sizeof(*v))) != NULL) {
+		*v = seq;
+		if(!hmap_puts(msgs, gid, v)) free(v);
+	}
+	/* out of memory: that group's commits are seen at its next notification or by sync */
 }
 
 static void free_ptr(void *v)
@@ -334,18 +338,12 @@ static bool handle_notifications(struct listener *l)
 	bool ok = msgs != NULL;
 
 	while((n = PQnotifies(l->conn)) != NULL) {
-		const char *colon = strrchr(n->extra, ':');
-		if(strcmp(n->relname, "mqsync_msg") != 0) {
+		char gid[MQS_ID_MAX + 1];
+		int64_t seq;
+		if(strcmp(n->relname, MQS_CHAN_MSG) != 0) {
 			if(ok) ok = on_notify(l, n);
-		} else if(ok && colon != NULL && mqs_id_valid_n(n->extra, (size_t)(colon - n->extra))) {
-			int64_t seq = strtoll(colon + 1, NULL, 10);
-			int64_t *v = hmap_get(msgs, n->extra, (size_t)(colon - n->extra));
-			if(v != NULL) {
-				if(seq > *v) *v = seq;
-			} else if((v = malloc(sizeof(*v))) != NULL) {
-				*v = seq;
-				if(!hmap_put(msgs, n->extra, (size_t)(colon - n->extra), v)) free(v);
-			}
+		} else if(ok && mqs_notify_msg_parse(n->extra, gid, &seq)) {
+			note_msg(msgs, gid, seq);
 		}
 		PQfreemem(n);
 	}
@@ -364,7 +362,7 @@ static bool connect_and_load(struct listener *l)
 	snprintf(app, sizeof(app), "mqsync-listener:%s", l->p->cfg.node);
 	l->conn = mqs_pg_connect(l->p->cfg.conninfo, app, "5", NULL);
 	if(PQstatus(l->conn) == CONNECTION_OK) {
-		PGresult *res = PQexec(l->conn, "LISTEN mqsync_state; LISTEN mqsync_msg");
+		PGresult *res = PQexec(l->conn, "LISTEN " MQS_CHAN_STATE "; LISTEN " MQS_CHAN_MSG);
 		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 		PQclear(res);
 		/* LISTEN first, then load: a change between the two is both in the snapshot and notified. */
@@ -394,51 +392,64 @@ static bool nap(struct mqs_plugin *p, long ms)
 	return !atomic_load(&p->stopping);
 }
 
-void *mqs_listener_main(void *arg)
+/* Frees the thread's state. Accepts NULL. */
+static void listener_free(struct listener *l)
 {
-	struct mqs_plugin *p = arg;
-	struct listener l = {.p = p};
+	if(l == NULL) return;
+	if(l->conn != NULL) PQfinish(l->conn);
+	hmap_free(l->seen);
+	mqs_pgarr_free(&l->own_epochs);
+	free(l);
+}
+
+/* The thread: owns arg (its struct listener) and frees it on the way out. */
+static void *listener_main(void *arg)
+{
+	struct listener *l = arg;
+	struct mqs_plugin *p = l->p;
 	long backoff = 100;
 
-	l.out_tail = &l.out;
-	l.seen = hmap_new(free_ptr);
-	/* Array literal of this process's epochs (as messages.origin_epoch stores them): {e1,e2,...}. */
-	l.own_epochs = malloc((size_t)p->own_epoch_count * 22 + 3);
-	if(l.seen == NULL || l.own_epochs == NULL) goto out;
-	char *e = l.own_epochs;
-	*e++ = '{';
-	for(int i = 0; i < p->own_epoch_count; i++) {
-		uint64_t v = 0;
-		for(int j = 0; j < 8; j++) v = (v << 8) | p->own_epochs[i][j];
-		e += sprintf(e, "%s%lld", i > 0 ? "," : "", (long long)(int64_t)v);
-	}
-	*e++ = '}';
-	*e = '\0';
-
 	while(!atomic_load(&p->stopping)) {
-		if(l.conn == NULL) {
-			if(!connect_and_load(&l)) {
+		if(l->conn == NULL) {
+			if(!connect_and_load(l)) {
 				if(!nap(p, backoff)) break;
 				backoff = backoff * 2 > p->cfg.reconnect_max_ms ? p->cfg.reconnect_max_ms : backoff * 2;
 				continue;
 			}
 			backoff = 100;
 		}
-		struct pollfd pfd = {PQsocket(l.conn), POLLIN, 0};
+		struct pollfd pfd = {PQsocket(l->conn), POLLIN, 0};
 		if(poll(&pfd, 1, 200) < 0) continue;
-		bool ok = PQconsumeInput(l.conn) == 1;
-		if(ok) ok = handle_notifications(&l);
-		flush_out(&l);
-		if(!ok || PQstatus(l.conn) != CONNECTION_OK) {
-			mqs_bglog(p, MOSQ_LOG_WARNING, "state connection lost: %s", PQerrorMessage(l.conn));
-			PQfinish(l.conn);
-			l.conn = NULL;
+		bool ok = PQconsumeInput(l->conn) == 1;
+		if(ok) ok = handle_notifications(l);
+		flush_out(l);
+		if(!ok || PQstatus(l->conn) != CONNECTION_OK) {
+			mqs_bglog(p, MOSQ_LOG_WARNING, "state connection lost: %s", PQerrorMessage(l->conn));
+			PQfinish(l->conn);
+			l->conn = NULL;
 		}
 	}
-out:
-	flush_out(&l);
-	if(l.conn != NULL) PQfinish(l.conn);
-	hmap_free(l.seen);
-	free(l.own_epochs);
+	flush_out(l);
+	listener_free(l);
 	return NULL;
+}
+
+bool mqs_listener_start(struct mqs_plugin *p, const struct mqs_epochs *own)
+{
+	struct listener *l = calloc(1, sizeof(*l));
+
+	if(l == NULL) return false;
+	l->p = p;
+	l->out_tail = &l->out;
+	l->seen = hmap_new(free_ptr);
+	/* The hand-over: the thread reads own only through this copy, made before it starts, of the
+	 * epochs as messages.origin_epoch stores them (int8). */
+	for(int i = 0; i < own->n; i++) mqs_pgarr_add_int(&l->own_epochs, (int64_t)mqs_be64_get(own->e[i]));
+	if(l->seen == NULL || mqs_pgarr_text(&l->own_epochs) == NULL ||
+	   pthread_create(&p->listener, NULL, listener_main, l) != 0) {
+		listener_free(l);
+		return false;
+	}
+	p->listener_started = true;
+	return true;
 }

@@ -27,7 +27,7 @@ static int on_tick(int event, void *event_data, void *userdata)
 	/* Every tick re-arms the wake-up, even with nothing to drain: a poke that arrived after the
 	 * previous drain must not leave the flag set with no packet coming. */
 	mqs_wake_clear(&p->wake);
-	if(atomic_load(&p->to_broker.count) > 0) mqs_drain(p);
+	if(atomic_load(&p->to_broker.count) > 0) mqs_deliver_drain(p, MQS_DRAIN_LIVE);
 	mqs_presence_heartbeat(p, ev->now_s);
 	return MOSQ_ERR_SUCCESS;
 }
@@ -44,7 +44,7 @@ static const struct {
 #define CALLBACK_COUNT (sizeof(callbacks) / sizeof(callbacks[0]))
 
 /* Stops the threads (the writer flushes for up to 3 s) and frees everything. Accepts a partly
- * initialised context. */
+ * initialised context (after mqs_queue_init and mqs_wake_init). */
 static void plugin_free(struct mqs_plugin *p)
 {
 	if(p == NULL) return;
@@ -53,30 +53,14 @@ static void plugin_free(struct mqs_plugin *p)
 	if(p->listener_started) pthread_join(p->listener, NULL);
 	if(p->writer_started) pthread_join(p->writer, NULL);
 	/* Print what the threads said last; release what was committed. */
-	if(p->spool != NULL) {
-		struct mqs_item *it = mqs_queue_take(&p->to_broker, 0, NULL);
-		while(it != NULL) {
-			struct mqs_item *next = it->next;
-			if(it->kind == ITEM_LOG) {
-				mosquitto_log_printf(((struct mqs_logline *)it)->level, "mqsync: %s",
-				                     ((struct mqs_logline *)it)->text);
-			} else if(it->kind == ITEM_MSG && !((struct mqs_msg *)it)->remote) {
-				mqs_spool_release(p->spool, ((struct mqs_msg *)it)->segment,
-				                  ((struct mqs_msg *)it)->rec_size);
-			}
-			mqs_item_free(it);
-			it = next;
-		}
-	}
+	if(p->spool != NULL) mqs_deliver_drain(p, MQS_DRAIN_STOP);
 	mqs_queue_destroy(&p->to_writer);
 	mqs_queue_destroy(&p->to_broker);
 	mqs_wake_close(&p->wake);
 	mqs_spool_close(p->spool);
-	hmap_free(p->users);
-	hmap_free(p->groups);
+	mqs_state_free(p->state);
 	hmap_free(p->clients);
 	hmap_free(p->conns);
-	free(p->own_epochs);
 	mqs_config_free(&p->cfg);
 	free(p);
 }
@@ -90,27 +74,51 @@ static void free_ptr(void *v)
  * authenticate. With the database down the broker starts anyway and refuses logins until then. */
 static void wait_first_snapshot(struct mqs_plugin *p)
 {
-	for(int waited = 0; waited < FIRST_LOAD_WAIT_MS && !p->state_loaded; waited += 20) {
+	for(int waited = 0; waited < FIRST_LOAD_WAIT_MS && !p->state->loaded; waited += 20) {
 		struct timespec ts = {0, 20 * 1000000L};
 		nanosleep(&ts, NULL);
-		struct mqs_item *it = mqs_queue_take(&p->to_broker, 0, NULL);
-		while(it != NULL) {
-			struct mqs_item *next = it->next;
-			it->next = NULL;
-			if(it->kind == ITEM_LOG) {
-				mosquitto_log_printf(((struct mqs_logline *)it)->level, "mqsync: %s",
-				                     ((struct mqs_logline *)it)->text);
-				mqs_item_free(it);
-			} else {
-				mqs_state_apply(p, it);
-			}
-			it = next;
-		}
+		mqs_deliver_drain(p, MQS_DRAIN_START);
 	}
-	if(!p->state_loaded) {
-		mosquitto_log_printf(MOSQ_LOG_WARNING,
-		                     "mqsync: database not reachable yet: logins are refused until users are loaded");
+	if(!p->state->loaded)
+		mqs_plog(NULL, MOSQ_LOG_WARNING,
+		         "database not reachable yet: logins are refused until users are loaded");
+}
+
+/* The context's parts that cannot fail for a reason worth a message: randomness, maps, the empty
+ * state. False on out of memory or no randomness. */
+static bool plugin_alloc(struct mqs_plugin *p)
+{
+	uint8_t rnd[16];
+
+	if(RAND_bytes(p->epoch, sizeof(p->epoch)) != 1 || RAND_bytes(rnd, sizeof(rnd)) != 1) return false;
+	snprintf(p->sentinel, sizeof(p->sentinel), "mqsync-held:");
+	for(size_t i = 0; i < sizeof(rnd); i++) sprintf(p->sentinel + strlen(p->sentinel), "%02x", rnd[i]);
+	p->sentinel_len = strlen(p->sentinel);
+	p->clients = hmap_new(free_ptr);
+	p->conns = hmap_new(NULL);
+	p->state = mqs_state_new();
+	return p->clients != NULL && p->conns != NULL && p->state != NULL;
+}
+
+/* Opens and replays the spool, then starts the listener (with its own copy of the epochs),
+ * waits for the first state and starts the writer. False on failure (logged, or out of memory). */
+static bool plugin_start(struct mqs_plugin *p)
+{
+	char err[512];
+	struct mqs_epochs own = {NULL, 0};
+	bool ok = false;
+
+	p->spool = mqs_spool_open(p->cfg.spool_dir, SPOOL_SEGMENT_BYTES, p->cfg.spool_fsync, err, sizeof(err));
+	if(p->spool == NULL) {
+		mqs_plog(NULL, MOSQ_LOG_ERR, "plugin_opt_spool_dir: %s", err);
+		return false;
 	}
+	if(mqs_replay_spool(p, &own) >= 0 && mqs_listener_start(p, &own)) {
+		wait_first_snapshot(p);
+		ok = mqs_writer_start(p);
+	}
+	mqs_epochs_free(&own);
+	return ok;
 }
 
 EXPORT int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
@@ -133,60 +141,30 @@ EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_
 	p->pid = identifier;
 	mqs_queue_init(&p->to_writer);
 	mqs_queue_init(&p->to_broker);
+	mqs_wake_init(&p->wake);
 	atomic_store(&p->stopping, false);
 	if(!mqs_config_parse(&p->cfg, opts, opt_count, err, sizeof(err))) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, "mqsync: invalid configuration: %s", err);
-		mqs_wake_init(&p->wake, "none");
+		mqs_plog(NULL, MOSQ_LOG_ERR, "invalid configuration: %s", err);
 		plugin_free(p);
 		return MOSQ_ERR_INVAL;
 	}
-	if(!mqs_wake_init(&p->wake, p->cfg.wake_address)) {
-		mosquitto_log_printf(
-		        MOSQ_LOG_ERR,
-		        "mqsync: invalid configuration: plugin_opt_wake_address: expected IPV4:PORT or none, "
-		        "got '%s'",
-		        p->cfg.wake_address);
-		mqs_wake_init(&p->wake, "none");
+	if(!mqs_wake_configure(&p->wake, p->cfg.wake_address)) {
+		mqs_plog(NULL, MOSQ_LOG_ERR,
+		         "invalid configuration: plugin_opt_wake_address: expected IPV4:PORT or none, got '%s'",
+		         p->cfg.wake_address);
 		plugin_free(p);
 		return MOSQ_ERR_INVAL;
 	}
-	mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqsync: plugin %s starting: %s", MQS_VERSION,
-	                     mqs_config_describe(&p->cfg, desc, sizeof(desc)));
-
-	uint8_t rnd[16];
-	if(RAND_bytes(p->epoch, sizeof(p->epoch)) != 1 || RAND_bytes(rnd, sizeof(rnd)) != 1) goto fail;
-	snprintf(p->sentinel, sizeof(p->sentinel), "mqsync-held:");
-	for(size_t i = 0; i < sizeof(rnd); i++) sprintf(p->sentinel + strlen(p->sentinel), "%02x", rnd[i]);
-	p->sentinel_len = strlen(p->sentinel);
-	p->own_epochs = malloc(sizeof(*p->own_epochs));
-	if(p->own_epochs == NULL) goto fail;
-	memcpy(p->own_epochs[0], p->epoch, 8);
-	p->own_epoch_count = 1;
-	p->clients = hmap_new(free_ptr);
-	p->conns = hmap_new(NULL);
-	p->users = hmap_new(mqs_user_free);
-	p->groups = hmap_new(mqs_group_free);
-	if(p->clients == NULL || p->conns == NULL || p->users == NULL || p->groups == NULL) goto fail;
-
-	p->spool = mqs_spool_open(p->cfg.spool_dir, SPOOL_SEGMENT_BYTES, p->cfg.spool_fsync, err, sizeof(err));
-	if(p->spool == NULL) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, "mqsync: plugin_opt_spool_dir: %s", err);
-		goto fail;
-	}
-	if(mqs_spool_replay_all(p) < 0) goto fail;
-
-	if(pthread_create(&p->listener, NULL, mqs_listener_main, p) != 0) goto fail;
-	p->listener_started = true;
-	wait_first_snapshot(p);
-	if(pthread_create(&p->writer, NULL, mqs_writer_main, p) != 0) goto fail;
-	p->writer_started = true;
+	mqs_plog(NULL, MOSQ_LOG_NOTICE, "plugin %s starting: %s", MQS_VERSION,
+	         mqs_config_describe(&p->cfg, desc, sizeof(desc)));
+	if(!plugin_alloc(p) || !plugin_start(p)) goto fail;
 
 	for(registered = 0; registered < CALLBACK_COUNT; registered++) {
 		int rc = mosquitto_callback_register(identifier, callbacks[registered].event, callbacks[registered].cb,
 		                                     NULL, p);
 		if(rc != MOSQ_ERR_SUCCESS) {
-			mosquitto_log_printf(MOSQ_LOG_ERR, "mqsync: cannot register the %s callback (%d)",
-			                     callbacks[registered].name, rc);
+			mqs_plog(NULL, MOSQ_LOG_ERR, "cannot register the %s callback (%d)", callbacks[registered].name,
+			         rc);
 			goto fail;
 		}
 	}
@@ -196,7 +174,7 @@ EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_
 fail:
 	while(registered-- > 0)
 		mosquitto_callback_unregister(identifier, callbacks[registered].event, callbacks[registered].cb, NULL);
-	mosquitto_log_printf(MOSQ_LOG_ERR, "mqsync: plugin failed to start");
+	mqs_plog(NULL, MOSQ_LOG_ERR, "plugin failed to start");
 	plugin_free(p);
 	return MOSQ_ERR_UNKNOWN;
 }
@@ -211,9 +189,9 @@ EXPORT int mosquitto_plugin_cleanup(void *user_data, struct mosquitto_opt *opts,
 	for(size_t i = 0; i < CALLBACK_COUNT; i++) {
 		mosquitto_callback_unregister(p->pid, callbacks[i].event, callbacks[i].cb, NULL);
 	}
-	mosquitto_log_printf(MOSQ_LOG_NOTICE, "mqsync: stopping (accepted %llu, refused %llu, delivered %llu)",
-	                     (unsigned long long)p->stat_accepted, (unsigned long long)p->stat_refused,
-	                     (unsigned long long)p->stat_delivered);
+	mqs_plog(NULL, MOSQ_LOG_NOTICE, "stopping (accepted %llu, refused %llu, delivered %llu)",
+	         (unsigned long long)p->stat_accepted, (unsigned long long)p->stat_refused,
+	         (unsigned long long)p->stat_delivered);
 	plugin_free(p);
 	return MOSQ_ERR_SUCCESS;
 }

@@ -1,6 +1,12 @@
 /* plugin.h: the plugin's private header: the context and the items its threads exchange, in one
  * section per .c file.
  *
+ * One message's path, by file: ingest.c (MESSAGE: validate, spool, hold back) -> queue.c ->
+ * writer.c with batch.c (store in one transaction) -> queue.c -> deliver.c (stamp, publish,
+ * receipts, inbox events). replay.c feeds the spool back to the writer at start; listener.c feeds
+ * state.c (users, groups, memberships) and other brokers' messages to deliver.c; acl.c and
+ * clients.c answer the broker's checks from state.c.
+ *
  * Threads (see docs/plugin.md):
  *   broker thread   every Mosquitto callback; owns the in-memory state, the spool, the client
  *                   table; never calls libpq.
@@ -17,11 +23,14 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "codec.h"
 #include "config.h"
 #include "hmap.h"
 #include "ids.h"
+#include "pgarr.h"
 #include "spool.h"
 #include "token.h"
+#include "util.h"
 
 struct mosquitto;
 typedef struct mosquitto_plugin_id_t mosquitto_plugin_id_t;
@@ -49,6 +58,8 @@ struct mqs_item {
 
 enum mqs_msg_status { MSG_PENDING = 0, MSG_STORED, MSG_DUPLICATE, MSG_NO_GROUP };
 
+/* One group message. The spool record's received_ms is written at ingest (wall clock, for
+ * people reading a spool file) and never read back: nothing in memory carries it. */
 struct mqs_msg {
 	struct mqs_item hdr;
 	uint8_t origin[MQS_ORIGIN_LEN];
@@ -57,7 +68,6 @@ struct mqs_msg {
 	char cid[65]; /* "" when absent */
 	uint8_t qos;
 	bool remote;
-	uint64_t received_ms;
 	uint64_t segment; /* spool segment and encoded size, for mqs_spool_release */
 	size_t rec_size;
 	uint32_t payload_len;
@@ -84,32 +94,15 @@ struct mqs_presence {
 	int connections;
 };
 
-/* Broker-thread state, also built by the listener for snapshots. */
-struct mqs_user {
-	char id[MQS_ID_MAX + 1];
-	bool admin;
-	int ntokens;
-	uint8_t (*tokens)[MQS_TOKEN_HASH_LEN];
-};
-
-enum mqs_role { ROLE_MEMBER = 1, ROLE_ADMIN = 2 };
-
-struct mqs_group {
-	char id[MQS_ID_MAX + 1];
-	int64_t last_seq;
-	struct hmap *members; /* uid -> (void *)(intptr_t)enum mqs_role */
-};
-
 struct mqs_snapshot {
 	struct mqs_item hdr;
-	struct hmap *users;  /* id -> struct mqs_user * */
-	struct hmap *groups; /* id -> struct mqs_group * */
+	struct mqs_state *state; /* owned by the item until applied */
 };
 
 struct mqs_user_change {
 	struct mqs_item hdr;
 	bool exists;
-	struct mqs_user *user; /* NULL when !exists */
+	struct mqs_user *user; /* NULL when !exists; owned by the item until applied */
 	char id[MQS_ID_MAX + 1];
 };
 
@@ -119,6 +112,8 @@ struct mqs_group_change {
 	char id[MQS_ID_MAX + 1];
 	int64_t last_seq;
 };
+
+enum mqs_role { ROLE_MEMBER = 1, ROLE_ADMIN = 2 };
 
 struct mqs_member_change {
 	struct mqs_item hdr;
@@ -140,19 +135,86 @@ struct mqs_logline {
 	char text[];
 };
 
-/* The big-endian 64-bit integer at b (spool origins, libpq binary int8 results). */
-static inline int64_t mqs_be64(const void *b)
+/* Milliseconds on clock clk: CLOCK_MONOTONIC for timers, CLOCK_REALTIME for wall-clock stamps. */
+static inline int64_t mqs_now_ms(clockid_t clk)
 {
-	const uint8_t *p = b;
-	uint64_t v = 0;
-	for(int i = 0; i < 8; i++) v = (v << 8) | p[i];
-	return (int64_t)v;
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Frees any item, whatever its kind. Accepts NULL. */
+/* Frees any item, whatever its kind (state items through state.c's frees). Accepts NULL. */
 void mqs_item_free(struct mqs_item *item);
-void mqs_user_free(void *user);
-void mqs_group_free(void *group);
+
+/* ---- state.c: users, groups, memberships (pure data; see state.c for who calls it where) ----- */
+
+struct mqs_user {
+	char id[MQS_ID_MAX + 1];
+	bool admin;
+	int ntokens;
+	uint8_t (*tokens)[MQS_TOKEN_HASH_LEN];
+};
+
+struct mqs_group {
+	char id[MQS_ID_MAX + 1];
+	int64_t last_seq;
+	struct hmap *members; /* uid -> (void *)(intptr_t)enum mqs_role */
+};
+
+struct mqs_state {
+	struct hmap *users;  /* id -> struct mqs_user * */
+	struct hmap *groups; /* id -> struct mqs_group * */
+	bool loaded;         /* a snapshot from the database (not the empty state of start-up) */
+};
+
+/* An empty state (loaded false), or NULL on out of memory. The caller frees it with mqs_state_free. */
+MQS_MUST_CHECK struct mqs_state *mqs_state_new(void);
+void mqs_state_free(struct mqs_state *st);
+/* A user without tokens, or NULL on out of memory. Free with mqs_user_free (or give it to a state). */
+MQS_MUST_CHECK struct mqs_user *mqs_user_new(const char *id, bool admin);
+/* Adds one token hash. False on out of memory (u unchanged). */
+MQS_MUST_CHECK bool mqs_user_add_token(struct mqs_user *u, const uint8_t hash[MQS_TOKEN_HASH_LEN]);
+/* True when hash is one of u's tokens (compares against every token, without stopping early). */
+bool mqs_user_has_token(const struct mqs_user *u, const uint8_t hash[MQS_TOKEN_HASH_LEN]);
+void mqs_user_free(struct mqs_user *u);
+/* Building a snapshot: st takes u (replacing a user of the same id) on success; on false (out of
+ * memory) the caller still owns u. */
+MQS_MUST_CHECK bool mqs_state_add_user(struct mqs_state *st, struct mqs_user *u);
+/* Adds a token hash to uid's user; a user st does not hold is ignored. False on out of memory. */
+MQS_MUST_CHECK bool mqs_state_add_token(struct mqs_state *st, const char *uid, const uint8_t hash[MQS_TOKEN_HASH_LEN]);
+/* Adds a group without members. False on out of memory. */
+MQS_MUST_CHECK bool mqs_state_add_group(struct mqs_state *st, const char *gid, int64_t last_seq);
+/* Adds a membership; a group st does not hold is ignored. False on out of memory. */
+MQS_MUST_CHECK bool mqs_state_add_member(struct mqs_state *st, const char *gid, const char *uid, enum mqs_role role);
+/* Lookups; NULL when absent. The pointers belong to st and live until the next change. */
+const struct mqs_user *mqs_state_user(const struct mqs_state *st, const char *uid);
+const struct mqs_group *mqs_state_group(const struct mqs_state *st, const char *gid);
+bool mqs_state_is_member(const struct mqs_state *st, const char *gid, const char *uid);
+size_t mqs_state_user_count(const struct mqs_state *st);
+size_t mqs_state_group_count(const struct mqs_state *st);
+size_t mqs_state_member_count(const struct mqs_group *g);
+/* Calls fn for every user id of st. */
+void mqs_state_each_user(const struct mqs_state *st, void (*fn)(const char *uid, void *arg), void *arg);
+/* Raises gid's last_seq to seq if it is lower (a stored or notified message). */
+void mqs_state_raise_seq(struct mqs_state *st, const char *gid, int64_t seq);
+
+enum mqs_member_event { MQS_MEMBER_SAME = 0, MQS_MEMBER_ADDED, MQS_MEMBER_REMOVED };
+
+/* What one applied item changed, for the caller to act on (deliver.c). */
+struct mqs_state_change {
+	struct mqs_state *replaced; /* ITEM_SNAPSHOT: the previous state, whose users' clients must be
+	                               re-checked; the caller frees it with mqs_state_free */
+	bool first_load;            /* ITEM_SNAPSHOT: the first one since start */
+	char user[MQS_ID_MAX + 1];  /* ITEM_USER: "" or the user whose clients must be re-checked */
+	enum mqs_member_event member;
+	char member_group[MQS_ID_MAX + 1]; /* with member != SAME */
+	char member_user[MQS_ID_MAX + 1];
+};
+
+/* Applies one ITEM_SNAPSHOT/USER/GROUP/MEMBER/LASTSEQ item to *st (a snapshot replaces *st) and
+ * consumes it. Changes before the first snapshot are ignored (they are part of it). Out of memory
+ * leaves the change unapplied. out is always initialised. */
+void mqs_state_apply(struct mqs_state **st, struct mqs_item *item, struct mqs_state_change *out);
 
 /* ---- queue.c ------------------------------------------------------------------------------- */
 
@@ -167,9 +229,9 @@ struct mqs_queue {
 void mqs_queue_init(struct mqs_queue *q);
 /* Appends one item (or a NULL-terminated chain) and signals a waiter. */
 void mqs_queue_push(struct mqs_queue *q, struct mqs_item *item);
-/* Takes the whole queue (a chain, oldest first), waiting up to timeout_ms (0 = don't wait) for
- * something to arrive or for *stop to become true. NULL if nothing. */
-struct mqs_item *mqs_queue_take(struct mqs_queue *q, int timeout_ms, atomic_bool *stop);
+/* Takes the whole queue (a chain, oldest first, owned by the caller), waiting up to timeout_ms
+ * (0 = don't wait) for something to arrive or for *stop to become true. NULL if nothing. */
+MQS_MUST_CHECK struct mqs_item *mqs_queue_take(struct mqs_queue *q, int timeout_ms, atomic_bool *stop);
 /* Wakes waiters (used with stop flags). */
 void mqs_queue_kick(struct mqs_queue *q);
 /* Frees remaining items and the primitives. */
@@ -187,11 +249,13 @@ struct mqs_wake {
 	char topic[48];
 	atomic_bool pending;
 	time_t last_attempt;
-	bool warned;
 };
 
-/* Parses "HOST:PORT" or "none"; generates the private credentials. False on a bad address. */
-bool mqs_wake_init(struct mqs_wake *w, const char *address);
+/* Initialises w disabled (port 0), ready for mqs_wake_close. Call exactly once, first. */
+void mqs_wake_init(struct mqs_wake *w);
+/* Parses "HOST:PORT" or "none" and generates the private credentials. False on a bad address (or
+ * no randomness); w then stays disabled. */
+MQS_MUST_CHECK bool mqs_wake_configure(struct mqs_wake *w, const char *address);
 /* Broker thread, at TICK: (re)connects if needed (non-blocking, at most once a second). */
 void mqs_wake_tick(struct mqs_wake *w);
 /* Any thread: makes the broker loop run soon. Cheap when a wake is already pending. */
@@ -201,6 +265,12 @@ void mqs_wake_clear(struct mqs_wake *w);
 /* True when username/password are this process's wake credentials (constant time). */
 bool mqs_wake_is_credential(const struct mqs_wake *w, const char *username, const char *password);
 void mqs_wake_close(struct mqs_wake *w);
+
+/* ---- plog.c: the plugin's log line (broker thread) ----------------------------------------- */
+
+/* Logs "mqsync: [client 'ID': ]message" through the broker at level (MOSQ_LOG_*). client may be
+ * NULL (no connection involved). Broker thread only: other threads use mqs_bglog. */
+void mqs_plog(const struct mosquitto *client, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- the context ---------------------------------------------------------------------------- */
 
@@ -218,16 +288,14 @@ struct mqs_plugin {
 	struct mqs_spool *spool;
 
 	/* broker thread only */
-	struct hmap *users;   /* id -> struct mqs_user * */
-	struct hmap *groups;  /* id -> struct mqs_group * */
-	struct hmap *clients; /* struct mosquitto * (pointer bytes) -> struct mqs_client * */
-	struct hmap *conns;   /* uid -> (void *)(intptr_t) live connection count on this node */
-	bool state_loaded;
-	bool reauth_pass;     /* between MOSQ_EVT_RELOAD and the next TICK: SIGHUP re-authenticates every
-	                         session, connected or not, through BASIC_AUTH */
-	uint8_t epoch[8];     /* random per process start: first half of every origin */
-	uint64_t next_origin; /* second half */
-	char sentinel[48];    /* payload of held-back originals; unique to this process */
+	struct mqs_state *state; /* never NULL after init; state->loaded once the database answered */
+	struct hmap *clients;    /* struct mosquitto * (pointer bytes) -> struct mqs_client * */
+	struct hmap *conns;      /* uid -> (void *)(intptr_t) live connection count on this node */
+	bool reauth_pass;        /* between MOSQ_EVT_RELOAD and the next TICK: SIGHUP re-authenticates every
+	                            session, connected or not, through BASIC_AUTH */
+	uint8_t epoch[8];        /* random per process start: first half of every origin */
+	uint64_t next_origin;    /* second half */
+	char sentinel[48];       /* payload of held-back originals; unique to this process */
 	size_t sentinel_len;
 	time_t last_heartbeat;
 	time_t last_backpressure_log;
@@ -242,8 +310,6 @@ struct mqs_plugin {
 	pthread_t listener;
 	bool writer_started;
 	bool listener_started;
-	uint8_t (*own_epochs)[8]; /* this process's epoch and those found in the replayed spool */
-	int own_epoch_count;
 };
 
 /* Hands a chain of items to the broker thread and wakes its loop (any thread but the broker's). */
@@ -251,13 +317,6 @@ void mqs_to_broker(struct mqs_plugin *p, struct mqs_item *chain);
 
 /* Queues a log line for the broker thread (any thread). */
 void mqs_bglog(struct mqs_plugin *p, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* ---- state.c (broker thread) ------------------------------------------------------------------ */
-
-bool mqs_is_member(struct mqs_plugin *p, const char *gid, const char *uid);
-struct mqs_group *mqs_group_get(struct mqs_plugin *p, const char *gid);
-/* Applies one ITEM_SNAPSHOT/USER/GROUP/MEMBER/LASTSEQ item (consumed). */
-void mqs_state_apply(struct mqs_plugin *p, struct mqs_item *item);
 
 /* ---- clients.c (broker thread): auth, disconnect, presence ---------------------------------- */
 
@@ -272,23 +331,102 @@ const char *mqs_client_uid(struct mqs_plugin *p, const struct mosquitto *client)
 void mqs_clients_revalidate(struct mqs_plugin *p, const char *uid);
 void mqs_presence_heartbeat(struct mqs_plugin *p, time_t now);
 
-/* ---- acl.c (broker thread) ------------------------------------------------------------------ */
+/* ---- acl.c (broker thread): ACL decisions ---------------------------------------------------- */
 
+/* One decision: rc is MOSQ_ERR_SUCCESS, MOSQ_ERR_ACL_DENIED or MOSQ_ERR_PLUGIN_DEFER; why, when
+ * not NULL, is the refusal to log (SPEC 3.1; a static string). */
+struct mqs_acl_decision {
+	int rc;
+	const char *why;
+};
+
+/* The decision for user uid (NULL: none we accept) asking access (MOSQ_ACL_*) to topic (a topic
+ * name for READ/WRITE, a filter for SUBSCRIBE/UNSUBSCRIBE), from st alone. Pure: no broker
+ * calls, no logging. other is the enum mqs_other_topics for ungoverned topics. */
+MQS_MUST_CHECK struct mqs_acl_decision mqs_acl_decide(const struct mqs_state *st, int other, const char *uid,
+                                                      int access, const char *topic);
 int mqs_on_acl_check(int event, void *event_data, void *userdata);
 
-/* ---- message.c (broker thread) --------------------------------------------------------------- */
+/* ---- ingest.c (broker thread): MESSAGE ------------------------------------------------------- */
 
 int mqs_on_message(int event, void *event_data, void *userdata);
-/* Replays the spool into the writer queue at start. Returns records replayed or -1. */
-long mqs_spool_replay_all(struct mqs_plugin *p);
-/* Handles results from the threads: deliveries, receipts, state, logs. */
-void mqs_drain(struct mqs_plugin *p);
-/* Publishes a JSON event to users/{uid}/inbox. */
-void mqs_inbox_event(struct mqs_plugin *p, const char *uid, const char *event, const char *gid);
+
+/* ---- replay.c (broker thread, at init) -------------------------------------------------------- */
+
+/* Origin epochs: this process's and those of earlier runs found in the spool. */
+struct mqs_epochs {
+	uint8_t (*e)[8];
+	int n;
+};
+
+/* Queues every spooled record for the writer. *own gets this process's epoch first, then every
+ * other epoch seen (the caller frees it with mqs_epochs_free, also on failure). Returns the
+ * records replayed, or -1 (logged). */
+MQS_MUST_CHECK long mqs_replay_spool(struct mqs_plugin *p, struct mqs_epochs *own);
+void mqs_epochs_free(struct mqs_epochs *e);
+
+/* ---- deliver.c (broker thread): everything that comes back from the threads ----------------- */
+
+enum mqs_drain_mode {
+	MQS_DRAIN_LIVE,  /* running: deliver, broadcast, apply state, print logs */
+	MQS_DRAIN_START, /* before the callbacks are registered: apply state, print logs */
+	MQS_DRAIN_STOP,  /* threads joined: print logs, release what was committed */
+};
+
+/* Takes everything queued for the broker thread and handles it as mode says. Returns whether
+ * anything was taken. */
+bool mqs_deliver_drain(struct mqs_plugin *p, enum mqs_drain_mode mode);
+
+/* ---- batch.c (writer thread): one batch of messages, pure ------------------------------------- */
+
+#define MQS_BATCH_BYTES (16u * 1024 * 1024) /* payload bytes per transaction, about */
+
+/* A binary array parameter (PostgreSQL's array send format: one dimension, lower bound 1): a
+ * 20-byte header, then per element a 4-byte length (-1 for NULL) and the bytes. */
+struct mqs_barr {
+	char *b;
+	size_t len, cap;
+	int32_t count;
+	bool has_null;
+	uint32_t oid;
+	bool ok;
+};
+
+/* The ingest statement's columns: group, sender, payload, qos, cid, origin epoch, origin counter. */
+#define MQS_BATCH_COLUMNS 7
+
+struct mqs_batch {
+	struct mqs_msg **cand; /* the messages sent to the database; ord k is cand[k - 1] */
+	size_t ncand;
+	struct mqs_barr col[MQS_BATCH_COLUMNS]; /* the ingest parameters (binary) */
+	struct mqs_pgarr groups;                /* the lock parameter: each group once */
+	struct mqs_pgarr upto_epoch;            /* spool_progress: per run of one epoch, its highest */
+	struct mqs_pgarr upto_ctr;              /* counter */
+};
+
+/* The next batch from head (a chain of ITEM_MSG, oldest first): at most max messages and about
+ * max_bytes of payload, at least one. Fills out[0..n) and returns n. */
+size_t mqs_batch_split(struct mqs_item *head, size_t max, size_t max_bytes, struct mqs_msg **out);
+/* Builds b from ms[0..n): every status is reset to pending, a repeat of a (sender, cid) within the
+ * batch is marked duplicate and left out, the others become candidates in cand (n slots, the
+ * caller's). False on out of memory. Free b with mqs_batch_free in every case. */
+MQS_MUST_CHECK bool mqs_batch_build(struct mqs_batch *b, struct mqs_msg **ms, size_t n, struct mqs_msg **cand);
+/* One row of the committed ingest result: candidate ord was stored as id/seq/ts. Ignores an ord
+ * out of range. */
+void mqs_batch_stored(struct mqs_batch *b, long ord, int64_t id, int64_t seq, const char *ts);
+/* After commit: every candidate not stored is a duplicate, or, when its group is not in locked
+ * (gid -> anything; the groups that still exist), of a deleted group. locked NULL (out of
+ * memory): all duplicates. */
+void mqs_batch_settle(struct mqs_batch *b, const struct hmap *locked);
+/* Frees b's buffers (not the messages). Accepts NULL. */
+void mqs_batch_free(struct mqs_batch *b);
 
 /* ---- writer.c / listener.c (own threads) ---------------------------------------------------- */
 
-void *mqs_writer_main(void *arg);
-void *mqs_listener_main(void *arg);
+/* Start the thread (broker thread, at init; p->writer / p->listener set). Each thread gets its
+ * own state, allocated here: the listener a copy of own (as the array literal it queries with),
+ * so nothing it reads changes after it starts. False if the thread did not start (logged). */
+MQS_MUST_CHECK bool mqs_writer_start(struct mqs_plugin *p);
+MQS_MUST_CHECK bool mqs_listener_start(struct mqs_plugin *p, const struct mqs_epochs *own);
 
 #endif

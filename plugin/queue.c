@@ -1,7 +1,6 @@
 /* queue: the mutex-protected hand-off between the broker thread and the database threads, and the
  * items that travel through it. */
 #include <errno.h>
-#include <mosquitto_broker.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,22 +10,6 @@
 #include "plugin.h"
 #include "util.h"
 
-void mqs_user_free(void *v)
-{
-	struct mqs_user *u = v;
-	if(u == NULL) return;
-	free(u->tokens);
-	free(u);
-}
-
-void mqs_group_free(void *v)
-{
-	struct mqs_group *g = v;
-	if(g == NULL) return;
-	hmap_free(g->members);
-	free(g);
-}
-
 void mqs_item_free(struct mqs_item *item)
 {
 	if(item == NULL) return;
@@ -35,8 +18,7 @@ void mqs_item_free(struct mqs_item *item)
 		free(((struct mqs_msg *)item)->payload);
 		break;
 	case ITEM_SNAPSHOT:
-		hmap_free(((struct mqs_snapshot *)item)->users);
-		hmap_free(((struct mqs_snapshot *)item)->groups);
+		mqs_state_free(((struct mqs_snapshot *)item)->state);
 		break;
 	case ITEM_USER:
 		mqs_user_free(((struct mqs_user_change *)item)->user);

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 #define MQS_ORIGIN_LEN 16
 
 /* A message as spooled. For records read back, the pointers point into a buffer owned by the
@@ -48,26 +50,28 @@ size_t mqs_spool_rec_encode(const struct mqs_spool_rec *rec, uint8_t *buf);
 /* Decodes one record from buf[0..len). Returns the record's total size (> 0) and fills rec
  * (pointers into buf), 0 if buf holds only a prefix of a record (a torn tail), or -1 if the bytes
  * are not a valid record (bad magic, length or checksum). */
-long mqs_spool_rec_decode(const uint8_t *buf, size_t len, struct mqs_spool_rec *rec);
+MQS_MUST_CHECK long mqs_spool_rec_decode(const uint8_t *buf, size_t len, struct mqs_spool_rec *rec);
 
 /* Opens (creating if needed, mode 0700) the spool folder dir. segment_bytes: rotation threshold.
  * fsync: fdatasync after each append. Returns NULL with a message in err on failure. */
-struct mqs_spool *mqs_spool_open(const char *dir, size_t segment_bytes, bool fsync, char *err, size_t errlen);
+MQS_MUST_CHECK struct mqs_spool *mqs_spool_open(const char *dir, size_t segment_bytes, bool fsync, char *err,
+                                                size_t errlen);
 
 /* Calls fn(rec, segment, rec_size, arg) for every valid record in the segments that existed at open, oldest
  * first, and counts them as pending in their segment (release them like new appends). A torn or
  * corrupt tail ends that segment's replay (reported through *skipped_bytes, may be NULL).
  * Returns the number of records replayed, -1 on an I/O error (err set). Call once, before any
  * append. */
-long mqs_spool_replay(struct mqs_spool *sp,
-                      void (*fn)(const struct mqs_spool_rec *rec, uint64_t segment, size_t rec_size, void *arg),
-                      void *arg, uint64_t *skipped_bytes, char *err, size_t errlen);
+MQS_MUST_CHECK long mqs_spool_replay(struct mqs_spool *sp,
+                                     void (*fn)(const struct mqs_spool_rec *rec, uint64_t segment, size_t rec_size,
+                                                void *arg),
+                                     void *arg, uint64_t *skipped_bytes, char *err, size_t errlen);
 
 /* Appends rec durably enough to survive kill -9 (and power loss with fsync). Sets *segment to the
  * segment holding it. Returns false (err set) if the write fails or the record's body exceeds
  * 300 MiB (decode rejects larger ones): the caller must refuse the message. */
-bool mqs_spool_append(struct mqs_spool *sp, const struct mqs_spool_rec *rec, uint64_t *segment, char *err,
-                      size_t errlen);
+MQS_MUST_CHECK bool mqs_spool_append(struct mqs_spool *sp, const struct mqs_spool_rec *rec, uint64_t *segment,
+                                     char *err, size_t errlen);
 
 /* Marks one record of segment, of encoded size rec_size, as committed. A segment that is no longer
  * the current one and has no pending record left is deleted. */

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "ids.h"
+#include "util.h"
 
 enum mqs_topic_kind {
 	MQS_TOPIC_OTHER = 0,    /* outside groups/#, users/#, system/#: not governed */
@@ -42,6 +43,7 @@ enum mqs_filter_scope mqs_filter_classify(const char *filter, struct mqs_topic *
 /* A receipt payload (SPEC 3.3): a JSON object {"delivered": N}, {"read": N} or both, N an integer
  * 0 <= N <= 2^53. Unknown keys, other types, duplicates, trailing garbage: rejected. Absent fields
  * are -1. Returns false with a short reason in *why (static string) when malformed. */
-bool mqs_receipt_parse(const void *payload, size_t len, int64_t *delivered, int64_t *read, const char **why);
+MQS_MUST_CHECK bool mqs_receipt_parse(const void *payload, size_t len, int64_t *delivered, int64_t *read,
+                                      const char **why);
 
 #endif

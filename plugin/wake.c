@@ -30,27 +30,35 @@ static void hex(char *out, const uint8_t *in, size_t n)
 	out[2 * n] = '\0';
 }
 
-bool mqs_wake_init(struct mqs_wake *w, const char *address)
+void mqs_wake_init(struct mqs_wake *w)
 {
-	uint8_t rnd[24];
-
 	memset(w, 0, sizeof(*w));
-	pthread_mutex_init(&w->lock, NULL);
+	pthread_mutex_init(&w->lock, NULL); /* default attributes: cannot fail on Linux */
 	w->fd = -1;
 	atomic_store(&w->pending, false);
+}
+
+bool mqs_wake_configure(struct mqs_wake *w, const char *address)
+{
+	uint8_t rnd[24];
+	int port = 0;
+	char host[sizeof(w->host)] = "";
+
 	if(strcmp(address, "none") != 0) {
 		const char *colon = strrchr(address, ':');
 		char *end = NULL;
-		if(colon == NULL || (size_t)(colon - address) >= sizeof(w->host) || colon == address) return false;
-		long port = strtol(colon + 1, &end, 10);
-		if(end == colon + 1 || *end != '\0' || port < 1 || port > 65535) return false;
-		memcpy(w->host, address, (size_t)(colon - address));
-		w->host[colon - address] = '\0';
+		if(colon == NULL || (size_t)(colon - address) >= sizeof(host) || colon == address) return false;
+		long n = strtol(colon + 1, &end, 10);
+		if(end == colon + 1 || *end != '\0' || n < 1 || n > 65535) return false;
+		memcpy(host, address, (size_t)(colon - address));
+		host[colon - address] = '\0';
 		struct in_addr a;
-		if(inet_pton(AF_INET, w->host, &a) != 1) return false;
-		w->port = (int)port;
+		if(inet_pton(AF_INET, host, &a) != 1) return false;
+		port = (int)n;
 	}
 	if(RAND_bytes(rnd, sizeof(rnd)) != 1) return false;
+	memcpy(w->host, host, sizeof(host));
+	w->port = port;
 	snprintf(w->username, sizeof(w->username), "mqsync-wake-");
 	hex(w->username + strlen(w->username), rnd, 8);
 	hex(w->password, rnd + 8, 16);
@@ -60,7 +68,7 @@ bool mqs_wake_init(struct mqs_wake *w, const char *address)
 
 bool mqs_wake_is_credential(const struct mqs_wake *w, const char *username, const char *password)
 {
-	if(username == NULL || password == NULL) return false;
+	if(username == NULL || password == NULL || w->username[0] == '\0') return false; /* not configured */
 	size_t ul = strlen(w->username), pl = strlen(w->password);
 	if(strlen(username) != ul || strlen(password) != pl) return false;
 	return CRYPTO_memcmp(username, w->username, ul) == 0 && CRYPTO_memcmp(password, w->password, pl) == 0;

@@ -13,8 +13,6 @@
 #include "pg.h"
 #include "plugin.h"
 
-#define BATCH_BYTES (16u * 1024 * 1024)
-
 struct writer {
 	struct mqs_plugin *p;
 	PGconn *conn;
@@ -99,9 +97,7 @@ static void absorb(struct writer *w, struct mqs_item *it)
 
 static int64_t mono_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return mqs_now_ms(CLOCK_MONOTONIC);
 }
 
 /* After a failed statement: roll back and retry a little later, or drop a broken connection. */
@@ -209,71 +205,6 @@ static bool prepare_all(struct writer *w)
 	return true;
 }
 
-/* Appends s to a PostgreSQL array literal under construction, double-quoted with " and \
- * escaped: unquoted, an id such as "null" would be read as SQL NULL, and a cid may hold anything. */
-static bool arr_add(char **arr, size_t *len, size_t *cap, const char *s)
-{
-	size_t n = strlen(s);
-	size_t need = *len + 2 * n + 5;
-	if(need > *cap) {
-		size_t c = *cap ? *cap * 2 : 256;
-		while(c < need) c *= 2;
-		char *a = realloc(*arr, c);
-		if(a == NULL) return false;
-		*arr = a;
-		*cap = c;
-	}
-	(*arr)[*len] = *len == 0 ? '{' : ',';
-	(*len)++;
-	(*arr)[(*len)++] = '"';
-	for(size_t i = 0; i < n; i++) {
-		if(s[i] == '"' || s[i] == '\\') (*arr)[(*len)++] = '\\';
-		(*arr)[(*len)++] = s[i];
-	}
-	(*arr)[(*len)++] = '"';
-	(*arr)[*len] = '}';
-	(*arr)[*len + 1] = '\0';
-	return true;
-}
-
-struct arrays {
-	char *a[4];
-	size_t len[4], cap[4];
-	bool ok;
-};
-
-static void add(struct arrays *x, int i, const char *s)
-{
-	x->ok = x->ok && arr_add(&x->a[i], &x->len[i], &x->cap[i], s);
-}
-
-static void add_int(struct arrays *x, int i, int64_t v)
-{
-	char num[24];
-	snprintf(num, sizeof(num), "%lld", (long long)v);
-	add(x, i, num);
-}
-
-static void arrays_free(struct arrays *x)
-{
-	for(int i = 0; i < 4; i++) free(x->a[i]);
-	memset(x, 0, sizeof(*x));
-	x->ok = true;
-}
-
-#define CID_KEY_MAX (MQS_ID_MAX + 1 + 64)
-
-/* Writes the map key "sender\0cid" into key (CID_KEY_MAX bytes); returns its length, 0 if either
- * part is too long to be one of ours. */
-static size_t cid_key(char *key, const char *sender, const char *cid)
-{
-	size_t sl = strlen(sender), cl = strlen(cid);
-	if(sl > MQS_ID_MAX || cl > 64) return 0;
-	memcpy(key, sender, sl + 1);
-	memcpy(key + sl + 1, cid, cl);
-	return sl + 1 + cl;
-}
-
 /* ---- one batch, pipelined ------------------------------------------------------------------ */
 
 /* Reads one pipelined query's result and the NULL that ends it. NULL if the query failed or was
@@ -312,194 +243,86 @@ static bool send_prepared(struct writer *w, const char *name, int n, const char 
 	return PQsendQueryPrepared(w->conn, name, n, params, NULL, NULL, 0) == 1;
 }
 
-/* A binary array parameter (PostgreSQL's array send format: one dimension, lower bound 1): a
- * 20-byte header, then per element a 4-byte length (-1 for NULL) and the bytes. */
-struct barr {
-	uint8_t *b;
-	size_t len, cap;
-	int32_t count;
-	bool has_null;
-	uint32_t oid;
-	bool ok;
-};
-
-#define OID_BYTEA 17
-#define OID_INT8  20
-#define OID_INT2  21
-#define OID_TEXT  25
-
-static void put_be32(uint8_t *p, uint32_t v)
+/* Sends the batch's transaction as one pipeline: BEGIN, the group locks, the ingest statement,
+ * the spool_progress update, COMMIT. False if libpq refused (logged); the caller leaves the
+ * pipeline. */
+static bool send_batch(struct writer *w, struct mqs_batch *b)
 {
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
+	const char *vals[MQS_BATCH_COLUMNS];
+	int lens[MQS_BATCH_COLUMNS], fmts[MQS_BATCH_COLUMNS];
 
-static void barr_init(struct barr *a, uint32_t oid)
-{
-	memset(a, 0, sizeof(*a));
-	a->oid = oid;
-	a->ok = true;
-	a->len = 20; /* header, written by barr_finish */
-}
-
-/* Appends one element (data NULL: a NULL element). */
-static void barr_put(struct barr *a, const void *data, size_t n)
-{
-	if(!a->ok) return;
-	if(a->len + 4 + n > a->cap) {
-		size_t cap = a->cap ? a->cap : 4096;
-		while(cap < a->len + 4 + n) cap *= 2;
-		uint8_t *b = realloc(a->b, cap);
-		if(b == NULL) {
-			a->ok = false;
-			return;
-		}
-		a->b = b;
-		a->cap = cap;
-	}
-	put_be32(a->b + a->len, data ? (uint32_t)n : 0xffffffffu);
-	a->len += 4;
-	if(data) memcpy(a->b + a->len, data, n);
-	if(data)
-		a->len += n;
-	else
-		a->has_null = true;
-	a->count++;
-}
-
-static void barr_put_int(struct barr *a, int64_t v, size_t width)
-{
-	uint8_t b[8];
-	for(size_t i = 0; i < width; i++) b[i] = (uint8_t)((uint64_t)v >> (8 * (width - 1 - i)));
-	barr_put(a, b, width);
-}
-
-/* Writes the header. False if an allocation failed. */
-static bool barr_finish(struct barr *a)
-{
-	if(!a->ok || (a->b == NULL && (a->b = malloc(20)) == NULL)) return false;
-	put_be32(a->b, 1);
-	put_be32(a->b + 4, a->has_null ? 1 : 0);
-	put_be32(a->b + 8, a->oid);
-	put_be32(a->b + 12, (uint32_t)a->count);
-	put_be32(a->b + 16, 1);
-	return true;
-}
-
-/* Stores ms[0..n) in one transaction, in one round trip: BEGIN, the group locks, the ingest
- * statement, the spool_progress update and COMMIT are pipelined. Sets each status: stored (with
- * id, seq, ts), duplicate (a replay already committed, or a client resend of a stored (sender,
- * cid), or repeated within the batch) or no group. False if nothing was committed: the messages
- * stay pending and are retried; a retry after an unknown commit outcome finds them through
- * spool_progress. */
-static bool store_batch(struct writer *w, struct mqs_msg **ms, size_t n)
-{
-	struct barr col[7];
-	static const uint32_t oids[7] = {OID_TEXT, OID_TEXT, OID_BYTEA, OID_INT2, OID_TEXT, OID_INT8, OID_INT8};
-	struct arrays grp = {.ok = true}, upto = {.ok = true};
-	struct hmap *seen = hmap_new(NULL), *groups = hmap_new(NULL);
-	PGresult *r_begin = NULL, *r_lock = NULL, *r_ingest = NULL, *r_upto = NULL, *r_commit = NULL;
-	size_t ncand = 0;
-	bool ok = false, piped = false;
-
-	for(int c = 0; c < 7; c++) barr_init(&col[c], oids[c]);
-	if(seen == NULL || groups == NULL) goto out;
-	for(size_t i = 0; i < n; i++) {
-		struct mqs_msg *m = ms[i];
-		m->status = MSG_PENDING;
-		/* spool_progress: the highest counter of each epoch run (counters rise within a run). */
-		if(i + 1 == n || mqs_be64(ms[i + 1]->origin) != mqs_be64(m->origin)) {
-			add_int(&upto, 0, mqs_be64(m->origin));
-			add_int(&upto, 1, mqs_be64(m->origin + 8));
-		}
-		if(m->cid[0] != '\0') {
-			char key[CID_KEY_MAX];
-			size_t kl = cid_key(key, m->sender, m->cid);
-			if(hmap_get(seen, key, kl) != NULL) {
-				m->status = MSG_DUPLICATE; /* repeated within the batch */
-				continue;
-			}
-			if(!hmap_put(seen, key, kl, m)) goto out;
-		}
-		if(hmap_gets(groups, m->group) == NULL) {
-			if(!hmap_puts(groups, m->group, m)) goto out;
-			add(&grp, 0, m->group);
-		}
-		w->cand[ncand++] = m; /* ord = ncand */
-		barr_put(&col[0], m->group, strlen(m->group));
-		barr_put(&col[1], m->sender, strlen(m->sender));
-		barr_put(&col[2], m->payload, m->payload_len);
-		barr_put_int(&col[3], m->qos, 2);
-		barr_put(&col[4], m->cid[0] ? m->cid : NULL, strlen(m->cid));
-		barr_put_int(&col[5], mqs_be64(m->origin), 8);
-		barr_put_int(&col[6], mqs_be64(m->origin + 8), 8);
-	}
-	for(int c = 0; c < 7; c++) {
-		if(!barr_finish(&col[c])) goto out;
-	}
-	if(!grp.ok || !upto.ok) goto out;
-
-	const char *vals[7];
-	int lens[7], fmts[7];
-	for(int c = 0; c < 7; c++) {
-		vals[c] = (const char *)col[c].b;
-		lens[c] = (int)col[c].len;
+	for(int c = 0; c < MQS_BATCH_COLUMNS; c++) {
+		vals[c] = (const char *)b->col[c].b;
+		lens[c] = (int)b->col[c].len;
 		fmts[c] = 1;
 	}
-	const char *p_lock[1] = {grp.a[0]}, *p_upto[3] = {upto.a[0], upto.a[1], w->p->cfg.node};
-	if(PQenterPipelineMode(w->conn) != 1) goto out;
-	piped = true;
+	const char *p_lock[1] = {mqs_pgarr_text(&b->groups)};
+	const char *p_upto[3] = {mqs_pgarr_text(&b->upto_epoch), mqs_pgarr_text(&b->upto_ctr), w->p->cfg.node};
+	if(p_lock[0] == NULL || p_upto[0] == NULL || p_upto[1] == NULL) return false; /* checked by build */
 	if(PQsendQueryParams(w->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
 	   !send_prepared(w, "lock", 1, p_lock) ||
-	   PQsendQueryPrepared(w->conn, "ingest", 7, vals, lens, fmts, 0) != 1 ||
+	   PQsendQueryPrepared(w->conn, "ingest", MQS_BATCH_COLUMNS, vals, lens, fmts, 0) != 1 ||
 	   !send_prepared(w, "upto", 3, p_upto) ||
 	   PQsendQueryParams(w->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1 || PQpipelineSync(w->conn) != 1) {
 		log_error(w, "cannot store messages", PQerrorMessage(w->conn));
-		goto out;
+		return false;
 	}
-	r_begin = pipe_result(w, PGRES_COMMAND_OK);
-	r_lock = pipe_result(w, PGRES_TUPLES_OK);
-	r_ingest = pipe_result(w, PGRES_TUPLES_OK);
-	r_upto = pipe_result(w, PGRES_COMMAND_OK);
-	r_commit = pipe_result(w, PGRES_COMMAND_OK);
-	piped = false;
-	if(!pipe_finish(w) || !r_begin || !r_lock || !r_ingest || !r_upto || !r_commit) goto out;
+	return true;
+}
 
-	/* Committed. Returned rows are stored; the other candidates are duplicates, or their group is
-	 * gone (it was not locked). */
-	for(int r = 0; r < PQntuples(r_ingest); r++) {
-		long ord = strtol(PQgetvalue(r_ingest, r, 0), NULL, 10);
-		if(ord < 1 || (size_t)ord > ncand) continue;
-		struct mqs_msg *m = w->cand[ord - 1];
-		m->status = MSG_STORED;
-		m->id = strtoll(PQgetvalue(r_ingest, r, 1), NULL, 10);
-		m->seq = strtoll(PQgetvalue(r_ingest, r, 2), NULL, 10);
-		snprintf(m->ts, sizeof(m->ts), "%s", PQgetvalue(r_ingest, r, 3));
+/* Reads the pipeline's results and, if it committed, sets each candidate's outcome: returned
+ * rows are stored; the others are duplicates, or their group is gone (it was not locked). False
+ * if nothing was committed. Leaves pipeline mode. */
+static bool read_batch(struct writer *w, struct mqs_batch *b)
+{
+	PGresult *r_begin = pipe_result(w, PGRES_COMMAND_OK);
+	PGresult *r_lock = pipe_result(w, PGRES_TUPLES_OK);
+	PGresult *r_ingest = pipe_result(w, PGRES_TUPLES_OK);
+	PGresult *r_upto = pipe_result(w, PGRES_COMMAND_OK);
+	PGresult *r_commit = pipe_result(w, PGRES_COMMAND_OK);
+	bool ok = pipe_finish(w) && r_begin && r_lock && r_ingest && r_upto && r_commit;
+
+	if(ok) {
+		for(int r = 0; r < PQntuples(r_ingest); r++) {
+			mqs_batch_stored(b, strtol(PQgetvalue(r_ingest, r, 0), NULL, 10),
+			                 strtoll(PQgetvalue(r_ingest, r, 1), NULL, 10),
+			                 strtoll(PQgetvalue(r_ingest, r, 2), NULL, 10), PQgetvalue(r_ingest, r, 3));
+		}
+		struct hmap *locked = hmap_new(NULL);
+		for(int r = 0; locked != NULL && r < PQntuples(r_lock); r++) {
+			if(!hmap_puts(locked, PQgetvalue(r_lock, r, 0), w)) {
+				hmap_free(locked); /* out of memory: settle treats every group as existing */
+				locked = NULL;
+			}
+		}
+		mqs_batch_settle(b, locked);
+		hmap_free(locked);
 	}
-	hmap_free(groups);
-	groups = hmap_new(NULL);
-	for(int r = 0; groups != NULL && r < PQntuples(r_lock); r++) hmap_puts(groups, PQgetvalue(r_lock, r, 0), w);
-	for(size_t k = 0; k < ncand; k++) {
-		struct mqs_msg *m = w->cand[k];
-		if(m->status == MSG_PENDING)
-			m->status =
-			        groups != NULL && hmap_gets(groups, m->group) == NULL ? MSG_NO_GROUP : MSG_DUPLICATE;
-	}
-	ok = true;
-out:
-	if(piped) pipe_finish(w);
 	PQclear(r_begin);
 	PQclear(r_lock);
 	PQclear(r_ingest);
 	PQclear(r_upto);
 	PQclear(r_commit);
-	for(int c = 0; c < 7; c++) free(col[c].b);
-	arrays_free(&grp);
-	arrays_free(&upto);
-	hmap_free(seen);
-	hmap_free(groups);
+	return ok;
+}
+
+/* Stores ms[0..n) in one transaction, in one round trip (send_batch). Sets each status: stored
+ * (with id, seq, ts), duplicate (a replay already committed, or a client resend of a stored
+ * (sender, cid), or repeated within the batch) or no group. False if nothing was committed: the
+ * messages stay pending and are retried; a retry after an unknown commit outcome finds them
+ * through spool_progress. */
+static bool store_batch(struct writer *w, struct mqs_msg **ms, size_t n)
+{
+	struct mqs_batch b;
+	bool ok = false;
+
+	if(mqs_batch_build(&b, ms, n, w->cand) && PQenterPipelineMode(w->conn) == 1) {
+		if(send_batch(w, &b))
+			ok = read_batch(w, &b);
+		else
+			pipe_finish(w);
+	}
+	mqs_batch_free(&b);
 	if(!ok) {
 		for(size_t i = 0; i < n; i++) ms[i]->status = MSG_PENDING;
 		recover(w);
@@ -514,13 +337,7 @@ static void flush_msgs(struct writer *w)
 	size_t batch = (size_t)w->p->cfg.batch_max;
 
 	while(w->msg_head != NULL && w->conn != NULL) {
-		size_t n = 0, bytes = 0;
-		/* At most batch_max messages and about BATCH_BYTES of payload (at least one message). */
-		for(struct mqs_item *it = w->msg_head; it != NULL && n < batch; it = it->next) {
-			bytes += ((struct mqs_msg *)it)->payload_len;
-			if(n > 0 && bytes > BATCH_BYTES) break;
-			w->batch[n++] = (struct mqs_msg *)it;
-		}
+		size_t n = mqs_batch_split(w->msg_head, batch, MQS_BATCH_BYTES, w->batch);
 		if(!store_batch(w, w->batch, n)) break;
 		/* Detach the first n items and hand them to the broker thread in one push. */
 		struct mqs_item *head = w->msg_head, *last = &w->batch[n - 1]->hdr;
@@ -534,29 +351,35 @@ static void flush_msgs(struct writer *w)
 
 /* ---- receipts and presence ------------------------------------------------------------------ */
 
+static void pgarrs_free(struct mqs_pgarr *x, int n)
+{
+	for(int i = 0; i < n; i++) mqs_pgarr_free(&x[i]);
+}
+
 static void receipt_to_arrays(const void *key, size_t keylen, void *value, void *arg)
 {
-	struct arrays *x = arg;
+	struct mqs_pgarr *x = arg;
 	struct mqs_receipt *r = value;
 	(void)key;
 	(void)keylen;
-	add(x, 0, r->group);
-	add(x, 1, r->user);
-	add_int(x, 2, r->delivered);
-	add_int(x, 3, r->read);
+	mqs_pgarr_add_str(&x[0], r->group, strlen(r->group));
+	mqs_pgarr_add_str(&x[1], r->user, strlen(r->user));
+	mqs_pgarr_add_int(&x[2], r->delivered);
+	mqs_pgarr_add_int(&x[3], r->read);
 }
 
 /* Applies all coalesced receipts in one statement. Cursors only move forward, read implies
  * delivered, and nothing moves past the group's last seq. */
 static void flush_receipts(struct writer *w)
 {
-	struct arrays x = {.ok = true};
-	hmap_each(w->receipts, receipt_to_arrays, &x);
-	if(!x.ok) {
-		arrays_free(&x);
+	struct mqs_pgarr x[4] = {{0}};
+	hmap_each(w->receipts, receipt_to_arrays, x);
+	const char *params[4] = {mqs_pgarr_text(&x[0]), mqs_pgarr_text(&x[1]), mqs_pgarr_text(&x[2]),
+	                         mqs_pgarr_text(&x[3])};
+	if(!params[0] || !params[1] || !params[2] || !params[3]) {
+		pgarrs_free(x, 4);
 		return;
 	}
-	const char *params[4] = {x.a[0], x.a[1], x.a[2], x.a[3]};
 	PGresult *res = PQexecParams(
 	        w->conn,
 	        "WITH r(g, u, d, rd) AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[]))"
@@ -567,7 +390,7 @@ static void flush_receipts(struct writer *w)
 	        " WHERE m.group_id = r.g AND m.user_id = r.u"
 	        " RETURNING m.group_id, m.user_id, m.delivered_seq, m.read_seq",
 	        4, NULL, params, NULL, NULL, 0);
-	arrays_free(&x);
+	pgarrs_free(x, 4);
 	if(PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_error(w, "cannot apply receipts", PQresultErrorMessage(res));
 		PQclear(res);
@@ -591,39 +414,43 @@ static void flush_receipts(struct writer *w)
 		tail = &rc->hdr.next;
 	}
 	PQclear(res);
-	/* What is left matched no membership (removed meanwhile): nothing to broadcast. */
-	hmap_free(w->receipts);
-	w->receipts = hmap_new(item_free_cb);
+	/* What is left matched no membership (removed meanwhile): nothing to broadcast. Without
+	 * memory for a new map the old one stays: applying those again changes nothing. */
+	struct hmap *fresh = hmap_new(item_free_cb);
+	if(fresh != NULL) {
+		hmap_free(w->receipts);
+		w->receipts = fresh;
+	}
 	if(head != NULL) mqs_to_broker(w->p, head);
 }
 
 static void presence_to_arrays(const void *key, size_t keylen, void *value, void *arg)
 {
-	struct arrays *x = arg;
+	struct mqs_pgarr *x = arg;
 	struct mqs_presence *pr = value;
 	(void)key;
 	(void)keylen;
-	add(x, 0, pr->user);
-	add_int(x, 1, pr->connections);
+	mqs_pgarr_add_str(&x[0], pr->user, strlen(pr->user));
+	mqs_pgarr_add_int(&x[1], pr->connections);
 }
 
 static void flush_presence(struct writer *w)
 {
 	if(hmap_count(w->presence) > 0) {
-		struct arrays x = {.ok = true};
-		hmap_each(w->presence, presence_to_arrays, &x);
-		if(!x.ok) {
-			arrays_free(&x);
+		struct mqs_pgarr x[2] = {{0}};
+		hmap_each(w->presence, presence_to_arrays, x);
+		const char *params[3] = {w->p->cfg.node, mqs_pgarr_text(&x[0]), mqs_pgarr_text(&x[1])};
+		if(!params[1] || !params[2]) {
+			pgarrs_free(x, 2);
 			return;
 		}
-		const char *params[3] = {w->p->cfg.node, x.a[0], x.a[1]};
 		PGresult *res = PQexecParams(w->conn,
 		                             "INSERT INTO presence (user_id, node, connections, last_seen)"
 		                             " SELECT u, $1, c, now() FROM unnest($2::text[], $3::int4[]) AS t(u, c)"
 		                             " ON CONFLICT (user_id, node) DO UPDATE"
 		                             " SET connections = EXCLUDED.connections, last_seen = now()",
 		                             3, NULL, params, NULL, NULL, 0);
-		arrays_free(&x);
+		pgarrs_free(x, 2);
 		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 		if(!ok) log_error(w, "cannot record presence", PQresultErrorMessage(res));
 		PQclear(res);
@@ -631,8 +458,12 @@ static void flush_presence(struct writer *w)
 			recover(w);
 			return;
 		}
-		hmap_free(w->presence);
-		w->presence = hmap_new(item_free_cb);
+		/* Without memory for a new map the counts stay and are written again: harmless. */
+		struct hmap *fresh = hmap_new(item_free_cb);
+		if(fresh != NULL) {
+			hmap_free(w->presence);
+			w->presence = fresh;
+		}
 	}
 	if(w->heartbeat) {
 		const char *params[1] = {w->p->cfg.node};
@@ -650,20 +481,30 @@ static void flush_presence(struct writer *w)
 
 /* ---- the thread ----------------------------------------------------------------------------- */
 
-void *mqs_writer_main(void *arg)
+/* Frees what w holds (not w itself): pending items, buffers, the connection. */
+static void writer_clear(struct writer *w)
 {
-	struct mqs_plugin *p = arg;
-	struct writer w = {.p = p, .backoff_ms = 100};
+	while(w->msg_head != NULL) {
+		struct mqs_item *next = w->msg_head->next;
+		mqs_item_free(w->msg_head);
+		w->msg_head = next;
+	}
+	free(w->batch);
+	free(w->cand);
+	hmap_free(w->receipts);
+	hmap_free(w->presence);
+	if(w->conn != NULL) PQfinish(w->conn);
+}
+
+/* The thread: owns arg (its struct writer) and frees it on the way out. */
+static void *writer_main(void *arg)
+{
+	struct writer *wp = arg;
+	struct writer w = *wp;
+	struct mqs_plugin *p = w.p;
 	time_t stop_deadline = 0;
 
-	w.receipts = hmap_new(item_free_cb);
-	w.presence = hmap_new(item_free_cb);
-	w.batch = calloc((size_t)p->cfg.batch_max, sizeof(*w.batch));
-	w.cand = calloc((size_t)p->cfg.batch_max, sizeof(*w.cand));
-	if(w.receipts == NULL || w.presence == NULL || w.batch == NULL || w.cand == NULL) {
-		mqs_bglog(p, MOSQ_LOG_ERR, "writer: out of memory; messages stay in the spool");
-		goto out;
-	}
+	free(wp);
 	for(;;) {
 		bool stopping = atomic_load(&p->stopping);
 		if(stopping && stop_deadline == 0) stop_deadline = time(NULL) + 3;
@@ -690,20 +531,31 @@ void *mqs_writer_main(void *arg)
 		if(w.conn != NULL && hmap_count(w.receipts) > 0) flush_receipts(&w);
 		if(w.conn != NULL) flush_presence(&w);
 	}
-out:
 	if(w.nmsgs > 0) {
 		mqs_bglog(p, MOSQ_LOG_WARNING, "stopping with %zu messages not yet stored: they stay in the spool",
 		          w.nmsgs);
 	}
-	while(w.msg_head != NULL) {
-		struct mqs_item *next = w.msg_head->next;
-		mqs_item_free(w.msg_head);
-		w.msg_head = next;
-	}
-	free(w.batch);
-	free(w.cand);
-	hmap_free(w.receipts);
-	hmap_free(w.presence);
-	if(w.conn != NULL) PQfinish(w.conn);
+	writer_clear(&w);
 	return NULL;
+}
+
+bool mqs_writer_start(struct mqs_plugin *p)
+{
+	struct writer *w = calloc(1, sizeof(*w));
+
+	if(w == NULL) return false;
+	w->p = p;
+	w->backoff_ms = 100;
+	w->receipts = hmap_new(item_free_cb);
+	w->presence = hmap_new(item_free_cb);
+	w->batch = calloc((size_t)p->cfg.batch_max, sizeof(*w->batch));
+	w->cand = calloc((size_t)p->cfg.batch_max, sizeof(*w->cand));
+	if(w->receipts == NULL || w->presence == NULL || w->batch == NULL || w->cand == NULL ||
+	   pthread_create(&p->writer, NULL, writer_main, w) != 0) {
+		writer_clear(w);
+		free(w);
+		return false;
+	}
+	p->writer_started = true;
+	return true;
 }
