@@ -4,6 +4,7 @@
 #define MQS_PG_H
 
 #include <libpq-fe.h>
+#include <stdint.h>
 
 /* created_at as SPEC 3.1's ts: RFC 3339 UTC with milliseconds. col is an SQL expression. */
 #define MQS_SQL_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
@@ -24,5 +25,8 @@
  * settings such as "-c statement_timeout=30000"). Returns what PQconnectdbParams returns: the
  * caller checks PQstatus and calls PQfinish in every case. */
 PGconn *mqs_pg_connect(const char *conninfo, const char *app, const char *connect_timeout, const char *options);
+
+/* The integer in a text-format result column (int2/int4/int8, as PostgreSQL prints them); 0 for NULL. */
+int64_t mqs_pg_int(const PGresult *res, int row, int col);
 
 #endif

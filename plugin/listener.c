@@ -102,7 +102,7 @@ static bool add_users(struct mqs_state *st, PGresult *res)
 static bool add_groups(struct listener *l, struct mqs_state *st, PGresult *res)
 {
 	for(int r = 0; r < PQntuples(res); r++) {
-		int64_t last_seq = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+		int64_t last_seq = mqs_pg_int(res, r, 1);
 		if(!mqs_state_add_group(st, PQgetvalue(res, r, 0), last_seq)) return false;
 		set_seen(l, PQgetvalue(res, r, 0), last_seq);
 	}
@@ -204,7 +204,7 @@ static bool reload_group(struct listener *l, const char *id)
 	c->hdr.kind = ITEM_GROUP;
 	snprintf(c->id, sizeof(c->id), "%s", id);
 	c->exists = PQntuples(res) == 1;
-	if(c->exists) c->last_seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	if(c->exists) c->last_seq = mqs_pg_int(res, 0, 0);
 	PQclear(res);
 	emit(l, &c->hdr);
 	return true;

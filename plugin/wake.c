@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "plugin.h"
+#include "util.h"
 
 static void hex(char *out, const uint8_t *in, size_t n)
 {
@@ -46,10 +47,9 @@ bool mqs_wake_configure(struct mqs_wake *w, const char *address)
 
 	if(strcmp(address, "none") != 0) {
 		const char *colon = strrchr(address, ':');
-		char *end = NULL;
+		long n;
 		if(colon == NULL || (size_t)(colon - address) >= sizeof(host) || colon == address) return false;
-		long n = strtol(colon + 1, &end, 10);
-		if(end == colon + 1 || *end != '\0' || n < 1 || n > 65535) return false;
+		if(!mqs_parse_long(colon + 1, 1, 65535, &n)) return false;
 		memcpy(host, address, (size_t)(colon - address));
 		host[colon - address] = '\0';
 		struct in_addr a;

@@ -284,9 +284,8 @@ static bool read_batch(struct writer *w, struct mqs_batch *b)
 
 	if(ok) {
 		for(int r = 0; r < PQntuples(r_ingest); r++) {
-			mqs_batch_stored(b, strtol(PQgetvalue(r_ingest, r, 0), NULL, 10),
-			                 strtoll(PQgetvalue(r_ingest, r, 1), NULL, 10),
-			                 strtoll(PQgetvalue(r_ingest, r, 2), NULL, 10), PQgetvalue(r_ingest, r, 3));
+			mqs_batch_stored(b, mqs_pg_int(r_ingest, r, 0), mqs_pg_int(r_ingest, r, 1),
+			                 mqs_pg_int(r_ingest, r, 2), PQgetvalue(r_ingest, r, 3));
 		}
 		struct hmap *locked = hmap_new(NULL);
 		for(int r = 0; locked != NULL && r < PQntuples(r_lock); r++) {
@@ -408,8 +407,8 @@ static void flush_receipts(struct writer *w)
 		struct mqs_receipt *rc = hmap_take(w->receipts, key, gl + 1 + ul);
 		if(rc == NULL) continue;
 		rc->applied = true;
-		rc->delivered = strtoll(PQgetvalue(res, r, 2), NULL, 10);
-		rc->read = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+		rc->delivered = mqs_pg_int(res, r, 2);
+		rc->read = mqs_pg_int(res, r, 3);
 		*tail = &rc->hdr;
 		tail = &rc->hdr.next;
 	}

@@ -60,6 +60,70 @@ static char *read_token_file(const char *path, char *err, size_t errlen)
 	return tok;
 }
 
+/* Applies one flag argument (argv[*i], "--name value" or "--name=value"; advances *i past a separate
+ * value). False with err on an unknown flag, a missing or an invalid value. */
+static bool parse_flag(struct syncd_config *cfg, int argc, char **argv, int *i, char *err, size_t errlen)
+{
+	const char *a = argv[*i];
+	const char *value = NULL;
+	const char *eq = strchr(a, '=');
+	const struct mqs_conf_entry *e = mqs_conftab_find(opt_table, OPT_COUNT, a, eq ? (size_t)(eq - a) : strlen(a));
+
+	if(e == NULL) {
+		snprintf(err, errlen, "unknown option '%s' (see --help)", a);
+		return false;
+	}
+	if(eq)
+		value = eq + 1;
+	else if(*i + 1 < argc)
+		value = argv[++*i];
+	if(value == NULL) {
+		snprintf(err, errlen, "%s: missing value", e->label);
+		return false;
+	}
+	return mqs_conftab_set(e, cfg, value, err, errlen);
+}
+
+/* Maps the positional words to a command (and, for `user add`, *arg). False with err otherwise. */
+static bool parse_command(const char *const *positional, int npos, enum syncd_command *cmd, const char **arg, char *err,
+                          size_t errlen)
+{
+	if(npos == 0 || (npos == 1 && !strcmp(positional[0], "serve"))) {
+		*cmd = SYNCD_SERVE;
+	} else if(npos == 1 && !strcmp(positional[0], "migrate")) {
+		*cmd = SYNCD_MIGRATE;
+	} else if(npos == 3 && !strcmp(positional[0], "user") && !strcmp(positional[1], "add")) {
+		*cmd = SYNCD_USER_ADD;
+		*arg = positional[2];
+	} else {
+		snprintf(err, errlen, "unknown command '%s' (see --help)", positional[0]);
+		return false;
+	}
+	return true;
+}
+
+/* Sets cfg->admin_token from --admin-token-file or MQSYNC_ADMIN_TOKEN (the file wins). */
+static bool load_admin_token(struct syncd_config *cfg, char *err, size_t errlen)
+{
+	const char *tok = getenv("MQSYNC_ADMIN_TOKEN");
+
+	if(cfg->admin_token_file != NULL) {
+		cfg->admin_token = read_token_file(cfg->admin_token_file, err, errlen);
+		return cfg->admin_token != NULL;
+	}
+	if(tok == NULL || tok[0] == '\0') return true;
+	if(strlen(tok) < 16) {
+		snprintf(err, errlen, "MQSYNC_ADMIN_TOKEN: must be at least 16 characters");
+		return false;
+	}
+	cfg->admin_token = strdup(tok);
+	if(cfg->admin_token == NULL) {
+		snprintf(err, errlen, "MQSYNC_ADMIN_TOKEN: out of memory");
+		return false;
+	}
+	return true;
+}
+
 bool syncd_config_parse(struct syncd_config *cfg, int argc, char **argv, enum syncd_command *cmd, const char **arg,
                         char *err, size_t errlen)
 {
@@ -82,64 +146,21 @@ bool syncd_config_parse(struct syncd_config *cfg, int argc, char **argv, enum sy
 		}
 		if(!strcmp(a, "--admin")) {
 			cfg->admin = true;
-			continue;
-		}
-		if(a[0] == '-') {
-			const char *value = NULL;
-			const char *eq = strchr(a, '=');
-			const struct mqs_conf_entry *e =
-			        mqs_conftab_find(opt_table, OPT_COUNT, a, eq ? (size_t)(eq - a) : strlen(a));
-			if(e == NULL) {
-				snprintf(err, errlen, "unknown option '%s' (see --help)", a);
-				return false;
-			}
-			if(eq)
-				value = eq + 1;
-			else if(i + 1 < argc)
-				value = argv[++i];
-			if(value == NULL) {
-				snprintf(err, errlen, "%s: missing value", e->label);
-				return false;
-			}
-			if(!mqs_conftab_set(e, cfg, value, err, errlen)) return false;
-			continue;
-		}
-		if(npos == 3) {
+		} else if(a[0] == '-') {
+			if(!parse_flag(cfg, argc, argv, &i, err, errlen)) return false;
+		} else if(npos == 3) {
 			snprintf(err, errlen, "unexpected argument '%s' (see --help)", a);
 			return false;
+		} else {
+			positional[npos++] = a;
 		}
-		positional[npos++] = a;
 	}
-	if(npos == 0 || (npos == 1 && !strcmp(positional[0], "serve"))) {
-		*cmd = SYNCD_SERVE;
-	} else if(npos == 1 && !strcmp(positional[0], "migrate")) {
-		*cmd = SYNCD_MIGRATE;
-	} else if(npos == 3 && !strcmp(positional[0], "user") && !strcmp(positional[1], "add")) {
-		*cmd = SYNCD_USER_ADD;
-		*arg = positional[2];
-	} else {
-		snprintf(err, errlen, "unknown command '%s' (see --help)", positional[0]);
-		return false;
-	}
+	if(!parse_command(positional, npos, cmd, arg, err, errlen)) return false;
 	if(cfg->admin && *cmd != SYNCD_USER_ADD) {
 		snprintf(err, errlen, "--admin only goes with 'user add'");
 		return false;
 	}
-	const char *tok = getenv("MQSYNC_ADMIN_TOKEN");
-	if(cfg->admin_token_file != NULL) {
-		cfg->admin_token = read_token_file(cfg->admin_token_file, err, errlen);
-		if(cfg->admin_token == NULL) return false;
-	} else if(tok != NULL && tok[0] != '\0') {
-		if(strlen(tok) < 16) {
-			snprintf(err, errlen, "MQSYNC_ADMIN_TOKEN: must be at least 16 characters");
-			return false;
-		}
-		cfg->admin_token = strdup(tok);
-		if(cfg->admin_token == NULL) {
-			snprintf(err, errlen, "MQSYNC_ADMIN_TOKEN: out of memory");
-			return false;
-		}
-	}
+	if(!load_admin_token(cfg, err, errlen)) return false;
 	char host[256];
 	unsigned short port;
 	if(!syncd_config_listen(cfg, host, sizeof(host), &port)) {

@@ -93,12 +93,6 @@ bool db_cmd(struct db_conn *c, const char *sql)
 	return ok;
 }
 
-int64_t db_int(const PGresult *res, int row, int col)
-{
-	if(PQgetisnull(res, row, col)) return 0;
-	return strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
 bool db_bool(const PGresult *res, int row, int col)
 {
 	return !PQgetisnull(res, row, col) && PQgetvalue(res, row, col)[0] == 't';

@@ -63,8 +63,7 @@ const char *db_sqlstate(const PGresult *res);
 /* Runs a parameterless command (BEGIN, COMMIT, ROLLBACK). Returns false on failure. */
 MQS_MUST_CHECK bool db_cmd(struct db_conn *c, const char *sql);
 
-/* Text-format accessors. db_int returns 0 for NULL. */
-int64_t db_int(const PGresult *res, int row, int col);
+/* Text-format accessors (integers: mqs_pg_int, common/pg.h). */
 bool db_bool(const PGresult *res, int row, int col);
 
 /* Binary-format accessor for int8 columns. */

@@ -22,12 +22,12 @@ enum store_rc store_group_access(struct db_conn *db, const char *gid, const char
 	} else if(PQntuples(res) != 1) {
 		rc = STORE_NOT_FOUND;
 	} else {
-		out->last_seq = db_int(res, 0, 0);
+		out->last_seq = mqs_pg_int(res, 0, 0);
 		out->member = !PQgetisnull(res, 0, 1);
 		out->admin = out->member && !strcmp(PQgetvalue(res, 0, 1), "admin");
-		out->joined_seq = db_int(res, 0, 2);
-		out->delivered_seq = db_int(res, 0, 3);
-		out->read_seq = db_int(res, 0, 4);
+		out->joined_seq = mqs_pg_int(res, 0, 2);
+		out->delivered_seq = mqs_pg_int(res, 0, 3);
+		out->read_seq = mqs_pg_int(res, 0, 4);
 	}
 	PQclear(res);
 	return rc;
@@ -58,8 +58,8 @@ enum store_rc store_group_get(struct db_conn *db, const char *gid, json_t **out)
 		*out = json_pack("{s:s,s:s,s:o,s:s,s:I,s:I}", "id", PQgetvalue(res, 0, 0), "name",
 		                 PQgetvalue(res, 0, 1), "created_by",
 		                 PQgetisnull(res, 0, 2) ? json_null() : json_string(PQgetvalue(res, 0, 2)),
-		                 "created_at", PQgetvalue(res, 0, 3), "last_seq", (json_int_t)db_int(res, 0, 4),
-		                 "member_count", (json_int_t)db_int(res, 0, 5));
+		                 "created_at", PQgetvalue(res, 0, 3), "last_seq", (json_int_t)mqs_pg_int(res, 0, 4),
+		                 "member_count", (json_int_t)mqs_pg_int(res, 0, 5));
 		rc = built(*out);
 	}
 	PQclear(res);
@@ -152,11 +152,11 @@ enum store_rc store_groups_of(struct db_conn *db, const char *user, json_t **out
 	}
 	json_t *arr = json_array();
 	for(int i = 0; arr && i < PQntuples(res); i++) {
-		int64_t last = db_int(res, i, 3), read = db_int(res, i, 5);
+		int64_t last = mqs_pg_int(res, i, 3), read = mqs_pg_int(res, i, 5);
 		store_append(&arr,
 		             json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "id", PQgetvalue(res, i, 0), "name",
 		                       PQgetvalue(res, i, 1), "role", PQgetvalue(res, i, 2), "last_seq",
-		                       (json_int_t)last, "delivered_seq", (json_int_t)db_int(res, i, 4), "read_seq",
+		                       (json_int_t)last, "delivered_seq", (json_int_t)mqs_pg_int(res, i, 4), "read_seq",
 		                       (json_int_t)read, "unread", (json_int_t)(last > read ? last - read : 0)));
 	}
 	PQclear(res);
@@ -168,8 +168,8 @@ enum store_rc store_groups_of(struct db_conn *db, const char *user, json_t **out
 static json_t *member_object(const PGresult *res, int i)
 {
 	return json_pack("{s:s,s:s,s:I,s:I,s:b}", "user", PQgetvalue(res, i, 0), "role", PQgetvalue(res, i, 1),
-	                 "delivered_seq", (json_int_t)db_int(res, i, 2), "read_seq", (json_int_t)db_int(res, i, 3),
-	                 "online", db_bool(res, i, 4));
+	                 "delivered_seq", (json_int_t)mqs_pg_int(res, i, 2), "read_seq",
+	                 (json_int_t)mqs_pg_int(res, i, 3), "online", db_bool(res, i, 4));
 }
 
 #define MEMBER_SQL                                                                                                     \

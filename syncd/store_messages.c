@@ -88,9 +88,9 @@ enum store_rc store_sync_groups(struct db_conn *db, const char *user, const char
 	for(size_t i = 0; i < ng; i++) {
 		int row = (int)i;
 		snprintf(gs[i].gid, sizeof(gs[i].gid), "%s", PQgetvalue(res, row, 0));
-		gs[i].joined = db_int(res, row, 1);
-		gs[i].delivered = db_int(res, row, 2);
-		gs[i].last = db_int(res, row, 3);
+		gs[i].joined = mqs_pg_int(res, row, 1);
+		gs[i].delivered = mqs_pg_int(res, row, 2);
+		gs[i].last = mqs_pg_int(res, row, 3);
 	}
 	PQclear(res);
 	*out = gs;
@@ -152,12 +152,12 @@ enum store_rc store_ack_resolve(struct db_conn *db, const int64_t *ids, size_t n
 	rc = db_ok(res) ? STORE_OK : STORE_DB_ERROR;
 	for(int r = 0; rc == STORE_OK && r < PQntuples(res) && (size_t)r < n; r++) {
 		if(PQgetisnull(res, r, 1)) {
-			*missing = db_int(res, r, 0);
+			*missing = mqs_pg_int(res, r, 0);
 			rc = STORE_NOT_FOUND;
 			break;
 		}
 		snprintf(out[r].group, sizeof(out[r].group), "%s", PQgetvalue(res, r, 1));
-		out[r].seq = db_int(res, r, 2);
+		out[r].seq = mqs_pg_int(res, r, 2);
 	}
 	PQclear(res);
 done:
@@ -180,13 +180,13 @@ static enum store_rc ack_check(struct db_conn *db, const char *const p[3], struc
 	for(int i = 0; rc == STORE_OK && i < PQntuples(res); i++) {
 		if(!db_bool(res, i, 3))
 			rc = STORE_NOT_MEMBER;
-		else if(db_int(res, i, 1) > db_int(res, i, 2))
+		else if(mqs_pg_int(res, i, 1) > mqs_pg_int(res, i, 2))
 			rc = STORE_INVALID;
 		else
 			continue;
 		snprintf(why->group, sizeof(why->group), "%s", PQgetvalue(res, i, 0));
-		why->seq = db_int(res, i, 1);
-		why->last_seq = db_int(res, i, 2);
+		why->seq = mqs_pg_int(res, i, 1);
+		why->last_seq = mqs_pg_int(res, i, 2);
 	}
 	PQclear(res);
 	return rc;
@@ -222,7 +222,7 @@ enum store_rc store_ack_apply(struct db_conn *db, const char *user, const struct
 	}
 	json_t *arr = json_array();
 	for(int i = 0; arr && i < PQntuples(res); i++)
-		store_append(&arr, cursor_json(PQgetvalue(res, i, 0), db_int(res, i, 1), db_int(res, i, 2)));
+		store_append(&arr, cursor_json(PQgetvalue(res, i, 0), mqs_pg_int(res, i, 1), mqs_pg_int(res, i, 2)));
 	*cursors = arr;
 	rc = arr ? STORE_OK : STORE_NO_MEMORY;
 done:
@@ -243,7 +243,7 @@ enum store_rc store_message_seq(struct db_conn *db, int64_t id, const char *gid,
 
 	if(db_ok(res)) {
 		rc = PQntuples(res) == 1 ? STORE_OK : STORE_NOT_FOUND;
-		if(rc == STORE_OK) *seq = db_int(res, 0, 0);
+		if(rc == STORE_OK) *seq = mqs_pg_int(res, 0, 0);
 	}
 	PQclear(res);
 	return rc;
@@ -264,7 +264,7 @@ enum store_rc store_read_mark(struct db_conn *db, const char *gid, const char *u
 	if(db_ok(res) && PQntuples(res) != 1) {
 		rc = STORE_NOT_MEMBER;
 	} else if(db_ok(res)) {
-		*cursor = cursor_json(gid, db_int(res, 0, 0), db_int(res, 0, 1));
+		*cursor = cursor_json(gid, mqs_pg_int(res, 0, 0), mqs_pg_int(res, 0, 1));
 		rc = *cursor ? STORE_OK : STORE_NO_MEMORY;
 	}
 	PQclear(res);
@@ -320,7 +320,7 @@ static enum store_rc status_counts(struct db_conn *db, const char *const p[3], i
 	                        3, p, false);
 	enum store_rc rc = db_ok(res) ? STORE_OK : STORE_DB_ERROR;
 
-	for(int i = 0; rc == STORE_OK && i < 3; i++) c[i] = db_int(res, 0, i);
+	for(int i = 0; rc == STORE_OK && i < 3; i++) c[i] = mqs_pg_int(res, 0, i);
 	PQclear(res);
 	return rc;
 }
@@ -351,7 +351,7 @@ enum store_rc store_message_status(struct db_conn *db, int64_t id, const char *u
 	if(rc != STORE_OK) goto done;
 	const char *gid = PQgetvalue(res, 0, 0), *seq = PQgetvalue(res, 0, 1), *sender = PQgetvalue(res, 0, 2);
 	const char *p2[3] = {gid, seq, sender};
-	bool list = db_int(res, 0, 3) <= max_members;
+	bool list = mqs_pg_int(res, 0, 3) <= max_members;
 	if(list) {
 		recipients = status_list(db, p2, c, &rc);
 		if(rc == STORE_OK && recipients == NULL) rc = STORE_NO_MEMORY;
