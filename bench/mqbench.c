@@ -7,8 +7,8 @@
  *
  * Payload layout (fixed 100 bytes by default): send time (CLOCK_MONOTONIC ns, host order, 8 bytes;
  * the scheduled slot when paced), message index (8 bytes), run magic (8 bytes), filler. The
- * subscriber checks the magic, counts each index once and records its latency, so duplicates and losses are reported,
- * never hidden.
+ * subscriber checks the magic, counts each index once and records its latency, so duplicates and
+ * losses are reported, never hidden.
  *
  * Exit status: 0 when every message was acknowledged and received exactly once, 1 on a usage error,
  * 2 when the run failed (connect, refusal, loss, duplicate, timeout); the JSON line is printed in
