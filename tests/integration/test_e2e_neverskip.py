@@ -2,6 +2,7 @@
 commit batches to one group concurrently while a reader syncs and acks through the real mqsyncd,
 and a second device pages with `after` only. Each device sees every seq exactly once, in order,
 gapless, and every published message is stored exactly once."""
+import os
 import random
 import threading
 import time
@@ -11,7 +12,7 @@ import harness
 from mqttc import RawV5
 
 BROKERS = 3
-PER_BROKER = 600
+PER_BROKER = 6000 if os.environ.get("MQSYNC_LONG_TESTS") == "1" else 600
 
 
 class Publisher(threading.Thread):
