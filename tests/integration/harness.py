@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 import urllib.error
 import urllib.request
 
@@ -537,3 +538,23 @@ class Harness:
     def syncd(self, **kw):
         kw.setdefault("conninfo", self.pg.dsn())
         return Syncd(self, **kw).start()
+
+
+class SharedServersTest(unittest.TestCase):
+    """Base for test classes that share one Harness (cls.h) across their tests, each test using its
+    own users and groups (or proving it changed nothing). tearDownClass closes the harness, keeping
+    the logs when any test of the class failed."""
+
+    any_failed = False
+
+    def run(self, result=None):
+        result = result or self.defaultTestResult()
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            type(self).any_failed = True
+        return out
+
+    @classmethod
+    def close_shared(cls):
+        cls.h.__exit__(AssertionError if cls.any_failed else None, None, None)

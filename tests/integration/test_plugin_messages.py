@@ -43,7 +43,7 @@ class PluginMessagesTest(unittest.TestCase):
     def close_harness(self):
         outcome = getattr(self, "_outcome", None)
         failed = bool(outcome and not outcome.success)
-        self.h.close(keep=failed)
+        self.h.__exit__(AssertionError if failed else None, None, None)
 
     def raw(self, user):
         return RawV5(self.m.port, user, self.tok[user])
