@@ -59,7 +59,11 @@ class DemoWalkthroughTest(unittest.TestCase):
         env = dict(os.environ, MQSYNC_STATE_DIR=state, MQSYNC_PG_PORT=ports["PG"], MQSYNC_HTTP_PORT=ports["HTTP"],
                    MQSYNC_MQTT_PORT=ports["MQTT"], MQSYNC_WS_PORT=ports["WS"], MQSYNC_BUILD_DIR=harness.BUILD_DIR)
         if harness.SANITIZE:
-            env.update(harness.SANITIZER_ENV, MQSYNC_BROKER_PRELOAD=os.environ["MQSYNC_ASAN_PRELOAD"])
+            # Mosquitto 2.0.11 leaks 16 bytes at exit when it has a websockets listener, as scripts/run's
+            # broker does (with or without the plugin): suppressed here only, see the file.
+            env.update(harness.SANITIZER_ENV, MQSYNC_BROKER_PRELOAD=os.environ["MQSYNC_ASAN_PRELOAD"],
+                       LSAN_OPTIONS="suppressions=" + os.path.join(ROOT, "tests", "support",
+                                                                   "lsan-mosquitto-websockets.supp"))
         out_path = os.path.join(parent, "run.out")
         with open(out_path, "w") as out:
             run = subprocess.Popen(["bash", os.path.join(ROOT, "scripts", "run")], stdout=out,
@@ -150,6 +154,7 @@ class DemoWalkthroughTest(unittest.TestCase):
             if not (ok and clean):
                 dest = os.path.join(harness.BUILD_DIR, "test-logs", "test_demo_walkthrough", "scripts-run")
                 subprocess.run(["rm", "-rf", dest])
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
                 subprocess.run(["cp", "-r", state, dest])
                 subprocess.run(["rm", "-rf", os.path.join(dest, "pg")])
                 subprocess.run(["cp", out_path, dest])
