@@ -112,6 +112,19 @@ def free_port():
     raise RuntimeError("no free port")
 
 
+def wait_for(fn, timeout=60.0, step=0.05):
+    """Polls fn until it returns something true; returns that, or fn's last value after timeout.
+    Generous default: it returns as soon as the condition holds; the bound only matters on a slow
+    run (the sanitizer pass on a loaded 2-core machine), where a tight one turns slowness into a flake."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(step)
+    return fn()
+
+
 def wait_port(port, proc=None, timeout=15.0):
     """Waits until 127.0.0.1:port accepts a connection. False if proc exits first or time is up."""
     deadline = time.monotonic() + timeout

@@ -6,6 +6,7 @@ import time
 import unittest
 
 import harness
+from harness import wait_for
 from mqttc import NOT_AUTHORIZED, RawV5, Sub
 
 
@@ -15,18 +16,6 @@ def setup_group(h, users=("alice", "bob"), group="g"):
     pg.psql("INSERT INTO groups (id) VALUES ('%s');" % group +
             "".join("INSERT INTO memberships (group_id, user_id) VALUES ('%s', '%s');" % (group, u) for u in users))
     return pg, tok
-
-
-# Generous limits: each wait returns as soon as its condition holds; the limits only matter on a
-# slow run (the ASan pass on a loaded 2-core machine), where a tight one turns slowness into a flake.
-def wait_for(fn, timeout=60.0, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
 
 
 class Publisher(threading.Thread):

@@ -6,18 +6,9 @@ import time
 import unittest
 
 import harness
+from harness import wait_for
 import mqttc
 from mqttc import NOT_AUTHORIZED, RawV5, Sub
-
-
-def wait_for(fn, timeout=30.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
 
 
 class PluginMessagesTest(unittest.TestCase):

@@ -6,17 +6,8 @@ import time
 import unittest
 
 import harness
+from harness import wait_for
 from mqttc import Msg, RawV5, Sub
-
-
-def wait_for(fn, timeout=60.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
 
 
 class CheckingSub:
