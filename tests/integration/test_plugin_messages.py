@@ -32,8 +32,9 @@ class PluginMessagesTest(unittest.TestCase):
         self.addCleanup(self.close_harness)
 
     def close_harness(self):
-        outcome = getattr(self, "_outcome", None)
-        failed = bool(outcome and not outcome.success)
+        # outcome.success is reset inside each cleanup; the result already holds this test's failure.
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        failed = result is not None and any(t is self for t, _ in result.failures + result.errors)
         self.h.__exit__(AssertionError if failed else None, None, None)
 
     def raw(self, user):
@@ -179,9 +180,14 @@ class PluginMessagesTest(unittest.TestCase):
 
     def test_receipts(self):
         a = self.raw("alice")
+        seen = self.sub("carol", ["groups/g1/messages"])
         for i in range(3):
             a.publish("groups/g1/messages", b"r%d" % i, qos=1)
+        # PUBACK means spooled: the plugin knows the new last seq once it has committed, i.e. by the
+        # time the messages are delivered.
+        self.assertEqual(len(seen.take(3, timeout=30)), 3)
         last = int(self.pg.psql("SELECT last_seq FROM groups WHERE id = 'g1'"))
+        self.assertEqual(last, 3)
         watcher = self.sub("alice", ["groups/g1/receipts"])
         b = self.raw("bob")
         self.assertLess(b.publish("groups/g1/receipts", json.dumps({"delivered": last - 1}), qos=1), 0x80)
