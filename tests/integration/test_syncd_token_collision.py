@@ -11,7 +11,7 @@ KEY = 0x6D45EB4E
 
 
 def fnv1a32(s):
-    """The token's group key (docs/api.md, syncd/synctoken.c): FNV-1a 32 of the group id's bytes."""
+    """The token's group key (docs/api.md, synctoken.c): FNV-1a 32 of the group id's bytes."""
     h = 2166136261
     for b in s.encode():
         h = ((h ^ b) * 16777619) & 0xFFFFFFFF
@@ -66,7 +66,7 @@ class TokenCollisionTest(unittest.TestCase):
             self.assertEqual([(m["group"], m["seq"]) for m in page["messages"]], [(A, s) for s in range(1, 6)])
             token = page["next"]
             # One entry under the colliding key, holding the lower of A's 5 and B's join point 0
-            # (syncd/synctoken.h): the collision is real on the server, not only in this file.
+            # (synctoken.h): the collision is real on the server, not only in this file.
             self.assertEqual(token_entries(token), [(KEY, 0)], "A and B share one entry")
             # B gets messages after the device stored its token; its key is A's.
             append(pg, B, 5)
