@@ -5,9 +5,10 @@
  * with mosquitto_loop(), so a publish is written to the socket at once (no hand-off to a network
  * thread) and in-flight QoS 1/2 messages are bounded by our own window.
  *
- * Payload layout (fixed 100 bytes by default): send time (CLOCK_MONOTONIC ns, host order, 8 bytes),
- * message index (8 bytes), run magic (8 bytes), filler. The subscriber checks the magic, counts each
- * index once and records its latency, so duplicates and losses are reported, never hidden.
+ * Payload layout (fixed 100 bytes by default): send time (CLOCK_MONOTONIC ns, host order, 8 bytes;
+ * the scheduled slot when paced), message index (8 bytes), run magic (8 bytes), filler. The
+ * subscriber checks the magic, counts each index once and records its latency, so duplicates and
+ * losses are reported, never hidden.
  *
  * Exit status: 0 when every message was acknowledged and received exactly once, 1 on a usage error,
  * 2 when the run failed (connect, refusal, loss, duplicate, timeout); the JSON line is printed in
@@ -413,10 +414,11 @@ static bool pub_pump(struct mosquitto *pub, int64_t timeout_ns)
 }
 
 /* Publishes message idx (header + filler in buf). False on a publish or connection error. */
+/* Publishes message idx stamped with t: its scheduled slot when paced (so a late send counts as
+ * latency: no coordinated omission), the actual send time otherwise. */
 static bool pub_one(struct mosquitto *pub, struct pub_state *ps, const struct opts *o, uint8_t *buf, uint64_t magic,
-                    uint64_t idx)
+                    uint64_t idx, int64_t t)
 {
-	int64_t t = now_ns();
 	memcpy(buf, &t, 8);
 	memcpy(buf + 8, &idx, 8);
 	memcpy(buf + 16, &magic, 8);
@@ -430,12 +432,15 @@ static bool pub_one(struct mosquitto *pub, struct pub_state *ps, const struct op
 }
 
 /* Publishes indexes [from, to): as fast as the window allows (rate 0) or paced at rate msg/s.
- * *behind counts paced messages sent more than 1 ms after their slot. False on error or timeout. */
+ * Paced messages carry their scheduled slot as send time, so time spent waiting for the window or
+ * the CPU before the send is part of their latency. *behind counts paced messages sent more than
+ * 1 ms after their slot. False on error or timeout. */
 static bool publish_range(struct mosquitto *pub, struct pub_state *ps, const struct opts *o, uint8_t *buf,
                           uint64_t magic, long from, long to, long rate, int64_t deadline, long *behind)
 {
 	int64_t start = now_ns();
 	for(long i = from; i < to; i++) {
+		int64_t slot = rate > 0 ? start + (int64_t)((double)(i - from) * 1e9 / (double)rate) : 0;
 		while(ps->inflight >= o->window) {
 			if(now_ns() > deadline) {
 				fprintf(stderr, "mqbench: timed out waiting for acknowledgements\n");
@@ -444,7 +449,6 @@ static bool publish_range(struct mosquitto *pub, struct pub_state *ps, const str
 			if(!pub_pump(pub, 10000000)) return false;
 		}
 		if(rate > 0) {
-			int64_t slot = start + (int64_t)((double)(i - from) * 1e9 / (double)rate);
 			int64_t now = now_ns();
 			/* Serve acknowledgements while waiting for the slot (no busy wait: this machine has
 			 * two cores and the broker needs them). */
@@ -454,7 +458,7 @@ static bool publish_range(struct mosquitto *pub, struct pub_state *ps, const str
 			}
 			if(now - slot > 1000000) (*behind)++;
 		}
-		if(!pub_one(pub, ps, o, buf, magic, (uint64_t)i)) return false;
+		if(!pub_one(pub, ps, o, buf, magic, (uint64_t)i, rate > 0 ? slot : now_ns())) return false;
 		/* Read acknowledgements without blocking, so the window keeps moving. */
 		if(!pub_pump(pub, 0)) return false;
 	}
@@ -628,7 +632,7 @@ report:
 		       o.count, o.warmup, s.total, o.window, received, s.duplicates, s.foreign, ps.refused,
 		       ps.first_refusal, secs, secs > 0 ? (double)received / secs : 0.0,
 		       send_secs > 0 ? (double)o.count / send_secs : 0.0);
-		if(o.mode == MODE_LATENCY) printf(",\"rate\":%ld,\"behind_1ms\":%ld", o.rate, behind);
+		if(o.mode == MODE_LATENCY) printf(",\"rate\":%ld,\"late_sends\":%ld", o.rate, behind);
 		if(sorted != NULL) {
 			printf(",\"lat_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f}",
 			       pct_us(sorted, nlat, 0.50), pct_us(sorted, nlat, 0.90), pct_us(sorted, nlat, 0.99),

@@ -12,7 +12,10 @@ MQSYNC_PACKAGES=(
   libcurl4-openssl-dev curl
   python3 python3-paho-mqtt python3-psycopg2
   wrk
+  clang-format-14
 )
+# The formatter scripts/test checks with: pinned, so every machine formats alike.
+MQSYNC_CLANG_FORMAT=clang-format-14
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -4,9 +4,15 @@ Every server binds 127.0.0.1 on a free port, lives in a fresh temp dir, and is s
 the Harness closes: on success, on an exception, on SIGTERM/SIGINT (converted to SystemExit), and,
 if this Python process is killed outright, by the kernel (PR_SET_PDEATHSIG on every child).
 
+A server that exits by itself with a non-zero status, dies of a signal the test did not send, needs
+SIGKILL to stop, or leaves a sanitizer report in its log fails the test (Harness.close raises).
+The logs of a failed test are copied to $MQSYNC_BUILD_DIR/test-logs/<script>/<harness name>/.
+
 Run with Debian's /usr/bin/python3 (python3-paho-mqtt, python3-psycopg2).
 """
 import ctypes
+import errno
+import fcntl
 import glob
 import json
 import os
@@ -19,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 import urllib.error
 import urllib.request
 
@@ -31,7 +38,11 @@ MOSQUITTO = os.environ.get("MQSYNC_MOSQUITTO", "/usr/sbin/mosquitto")
 
 SANITIZE = os.environ.get("MQSYNC_SANITIZE") == "1"
 # Reports that fail the test that produced them (checked in every server's log at teardown).
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "SUMMARY: AddressSanitizer", "SUMMARY: UndefinedBehaviorSanitizer")
+# How long a server may take to stop after its graceful signal (LeakSanitizer's exit scan included)
+# before the harness SIGKILLs it, which fails the test.
+STOP_TIMEOUT = float(os.environ.get("MQSYNC_STOP_TIMEOUT", "30"))
 # abort_on_error: a report ends the process at once, so it cannot be missed or scrolled away.
 SANITIZER_ENV = {"ASAN_OPTIONS": "abort_on_error=1:detect_leaks=1",
                  "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
@@ -54,17 +65,64 @@ def _pg_bindir():
     raise RuntimeError("no PostgreSQL server binaries found (apt-get install postgresql)")
 
 
+def _port_range():
+    """Ports to hand out: below the kernel's ephemeral range, so no client socket of this machine
+    takes one between the moment it is chosen and the moment the server binds it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        lo, hi = 32768, 60999
+    if lo > 12000:
+        return 10000, lo - 1
+    return hi + 1, 65000
+
+
+PORT_LOCK_DIR = os.path.join(tempfile.gettempdir(), "mqsync-port-locks")
+# Lock files of the ports this process handed out, held open (flock) until the process exits: no
+# other test process on the machine (ctest -j2) picks the same port, even while a server is down
+# between a stop and a restart on "its" port.
+_held_ports = {}
+
+
 def free_port():
-    """A port that was free a moment ago on 127.0.0.1 (random start to spread parallel tests)."""
-    for _ in range(200):
-        port = random.randint(20000, 60000)
+    """A port on 127.0.0.1 that is free and reserved for this process (see PORT_LOCK_DIR)."""
+    lo, hi = _port_range()
+    os.makedirs(PORT_LOCK_DIR, mode=0o1777, exist_ok=True)
+    for _ in range(500):
+        port = random.randint(lo, hi)
+        if port in _held_ports:
+            continue
+        fd = os.open(os.path.join(PORT_LOCK_DIR, "%d.lock" % port), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                continue
+            raise
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
+                os.close(fd)
                 continue
-            return port
+        _held_ports[port] = fd
+        return port
     raise RuntimeError("no free port")
+
+
+def wait_for(fn, timeout=60.0, step=0.05):
+    """Polls fn until it returns something true; returns that, or fn's last value after timeout.
+    Generous default: it returns as soon as the condition holds; the bound only matters on a slow
+    run (the sanitizer pass on a loaded 2-core machine), where a tight one turns slowness into a flake."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(step)
+    return fn()
 
 
 def wait_port(port, proc=None, timeout=15.0):
@@ -108,8 +166,20 @@ def _preexec(uid=None, gid=None):
     return fn
 
 
+def describe_status(rc):
+    if rc is None:
+        return "still running"
+    if rc < 0:
+        try:
+            return "killed by %s" % signal.Signals(-rc).name
+        except ValueError:
+            return "killed by signal %d" % -rc
+    return "exit status %d" % rc
+
+
 class Proc:
-    """A server process with its log file; stop() is idempotent."""
+    """A server process with its log file; stop() is idempotent. Every way it ended that a test
+    did not ask for is recorded in .problems (checked by Harness.close)."""
 
     def __init__(self, name, argv, log_path, env=None, uid=None, gid=None, stop_signal=signal.SIGTERM):
         self.name = name
@@ -120,8 +190,13 @@ class Proc:
         self.gid = gid
         self.stop_signal = stop_signal
         self.popen = None
+        self.sent = set()  # signals the harness or the test sent to the current run
+        self.may_fail = False  # the current run is expected to exit non-zero by itself (not by signal)
+        self.problems = []
+        self._checked = False
 
-    def start(self):
+    def start(self, may_fail=False):
+        self._check()  # a previous run of this process that ended by itself
         log = open(self.log_path, "ab")
         try:
             self.popen = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
@@ -129,6 +204,9 @@ class Proc:
                                           preexec_fn=_preexec(self.uid, self.gid))
         finally:
             log.close()
+        self.sent = set()
+        self.may_fail = may_fail
+        self._checked = False
         return self
 
     @property
@@ -138,20 +216,45 @@ class Proc:
     def running(self):
         return self.popen is not None and self.popen.poll() is None
 
-    def stop(self, sig=None, timeout=10.0):
-        """Sends sig (default: the graceful one), waits, then SIGKILLs. Returns the exit code."""
+    def signal(self, sig):
+        """Sends sig to the running process (recorded: a death by it is not a problem)."""
+        if self.running():
+            self.sent.add(sig)
+            try:
+                self.popen.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    def _check(self):
+        """Records how the last run ended, once, if it has ended."""
+        if self.popen is None or self._checked or self.popen.poll() is None:
+            return
+        self._checked = True
+        rc = self.popen.returncode
+        what = "%s (pid %d): %s" % (self.name, self.popen.pid, describe_status(rc))
+        if rc < 0 and -rc not in self.sent:
+            self.problems.append(what + ", a signal the test did not send")
+        elif rc > 0 and not self.may_fail:
+            self.problems.append(what)
+
+    def stop(self, sig=None, timeout=None):
+        """Sends sig (default: the graceful one), waits, then SIGKILLs (recorded as a problem unless
+        sig was SIGKILL). Returns the exit code (negative: the signal)."""
         if self.popen is None:
             return None
         if self.popen.poll() is None:
+            self.signal(sig or self.stop_signal)
             try:
-                self.popen.send_signal(sig or self.stop_signal)
-                self.popen.wait(timeout)
+                self.popen.wait(STOP_TIMEOUT if timeout is None else timeout)
             except subprocess.TimeoutExpired:
-                self.popen.kill()
+                self.problems.append("%s (pid %d) did not stop within %.0f s of %s: SIGKILLed" % (
+                    self.name, self.popen.pid, STOP_TIMEOUT if timeout is None else timeout,
+                    signal.Signals(sig or self.stop_signal).name))
+                self.signal(signal.SIGKILL)
                 self.popen.wait()
-            except ProcessLookupError:
-                pass
-        return self.popen.wait()
+        rc = self.popen.wait()
+        self._check()
+        return rc
 
     def kill9(self):
         return self.stop(signal.SIGKILL)
@@ -273,7 +376,7 @@ class Mosquitto:
             # mosquitto itself leaks its configuration when it exits on a plugin init failure; that
             # path is not ours to judge. Normal runs keep leak checking on.
             self.proc.env["ASAN_OPTIONS"] = "abort_on_error=1:detect_leaks=%d" % (0 if expect_fail else 1)
-        self.proc.start()
+        self.proc.start(may_fail=expect_fail)
         self.h.track(self.proc)
         if expect_fail:
             try:
@@ -362,7 +465,8 @@ class Harness:
         return False
 
     def track(self, proc):
-        self.procs.append(proc)
+        if proc not in self.procs:
+            self.procs.append(proc)
         pidfile = os.path.join(self.tmp, "pids")
         with open(pidfile, "a") as f:
             f.write("%s %d\n" % (proc.name, proc.pid))
@@ -371,25 +475,50 @@ class Harness:
         """Names of the processes whose logs hold a sanitizer report."""
         return [p.name for p in self.procs if any(m in p.log() for m in SANITIZER_MARKERS)]
 
+    def problems(self):
+        """Every way a server ended that the test did not ask for, and every sanitizer report."""
+        out = [x for p in self.procs for x in p.problems]
+        out += ["sanitizer report in the log of %s" % n for n in self.sanitizer_reports()]
+        return out
+
+    def logs_dir(self):
+        """Where the logs of a failed test are kept: in the build tree of the pass that ran it."""
+        script = os.path.splitext(os.path.basename(sys.argv[0] or "python"))[0]
+        return os.path.join(BUILD_DIR, "test-logs", script, self.name)
+
+    def keep_logs(self):
+        """Copies the temp dir (without PostgreSQL's data directory) to logs_dir(); returns it."""
+        dest = self.logs_dir()
+        shutil.rmtree(dest, ignore_errors=True)
+        ignore = lambda d, names: [n for n in names if os.path.join(d, n) == os.path.join(self.tmp, "pg", "data")]
+        try:
+            shutil.copytree(self.tmp, dest, ignore=ignore, symlinks=True)
+        except (OSError, shutil.Error) as e:
+            sys.stderr.write("harness: copying logs to %s: %s\n" % (dest, e))
+        return dest
+
     def close(self, keep=False):
         # Stop in reverse start order: clients of the database before the database.
         for p in reversed(self.procs):
             try:
                 p.stop()
             except Exception as e:  # keep stopping the others
-                sys.stderr.write("harness: stopping %s: %s\n" % (p.name, e))
-        dirty = self.sanitizer_reports()
-        keep = keep or bool(dirty)
-        if keep or os.environ.get("MQSYNC_KEEP_TMP"):
-            sys.stderr.write("harness: logs kept in %s\n" % self.tmp)
+                p.problems.append("stopping %s: %s" % (p.name, e))
+        problems = self.problems()
+        if keep or problems:
+            dest = self.keep_logs()
+            sys.stderr.write("harness: logs of %s kept in %s\n" % (self.name, dest))
             for p in self.procs:
                 tail = p.log()[-4000:]
                 if tail:
                     sys.stderr.write("---- %s (last lines) ----\n%s\n" % (p.name, tail))
+        if os.environ.get("MQSYNC_KEEP_TMP"):
+            sys.stderr.write("harness: temp dir kept in %s\n" % self.tmp)
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
-        if dirty:
-            raise AssertionError("sanitizer report in the log of: " + ", ".join(dirty))
+        if problems:
+            raise AssertionError("harness %s: server failure: %s (logs in %s)" % (
+                self.name, "; ".join(problems), self.logs_dir()))
 
     # -- the usual stack -------------------------------------------------------------------------
 
@@ -422,3 +551,23 @@ class Harness:
     def syncd(self, **kw):
         kw.setdefault("conninfo", self.pg.dsn())
         return Syncd(self, **kw).start()
+
+
+class SharedServersTest(unittest.TestCase):
+    """Base for test classes that share one Harness (cls.h) across their tests, each test using its
+    own users and groups (or proving it changed nothing). tearDownClass closes the harness, keeping
+    the logs when any test of the class failed."""
+
+    any_failed = False
+
+    def run(self, result=None):
+        result = result or self.defaultTestResult()
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            type(self).any_failed = True
+        return out
+
+    @classmethod
+    def close_shared(cls):
+        cls.h.__exit__(AssertionError if cls.any_failed else None, None, None)

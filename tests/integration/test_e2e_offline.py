@@ -51,14 +51,14 @@ class OfflineStoryTest(unittest.TestCase):
             sent = ["first", "second", b"\xff\xfebinary"]
             for p in sent:
                 self.assertLess(a.publish("groups/family/messages", p, qos=1), 0x80)
-            live = bob.take(3)
+            live = bob.take(3, timeout=30)
             self.assertEqual(len(live), 3)
 
             # carol's sync returns them in order, with the ids/seqs bob saw live.
             def sync_three():
                 st, page, _ = sd.request("GET", "/messages/sync?limit=100", token=tok["carol"])
                 return page if st == 200 and len(page["messages"]) == 3 else None
-            page = poll(sync_three)
+            page = poll(sync_three, 30.0)
             self.assertTrue(page)
             msgs = page["messages"]
             self.assertEqual([(x["id"], x["seq"], x["ts"]) for x in msgs],
@@ -96,7 +96,7 @@ class OfflineStoryTest(unittest.TestCase):
             def carol_read():
                 st, status, _ = sd.request("GET", "/messages/%d/status" % msgs[2]["id"], token=tok["alice"])
                 return {r["user"]: r["status"] for r in status["recipients"]}.get("carol") == "read"
-            self.assertTrue(poll(carol_read))
+            self.assertTrue(poll(carol_read, 30.0))
 
             # Membership added over HTTP: inbox event and access within 1 s.
             inbox = Sub(m.port, "dave", tok["dave"], ["users/dave/inbox"])

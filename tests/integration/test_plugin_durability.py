@@ -6,6 +6,7 @@ import time
 import unittest
 
 import harness
+from harness import wait_for
 from mqttc import NOT_AUTHORIZED, RawV5, Sub
 
 
@@ -15,18 +16,6 @@ def setup_group(h, users=("alice", "bob"), group="g"):
     pg.psql("INSERT INTO groups (id) VALUES ('%s');" % group +
             "".join("INSERT INTO memberships (group_id, user_id) VALUES ('%s', '%s');" % (group, u) for u in users))
     return pg, tok
-
-
-# Generous limits: each wait returns as soon as its condition holds; the limits only matter on a
-# slow run (the ASan pass on a loaded 2-core machine), where a tight one turns slowness into a flake.
-def wait_for(fn, timeout=60.0, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(step)
-    return fn()
 
 
 class Publisher(threading.Thread):
@@ -62,6 +51,47 @@ def stored_payloads(pg, group="g"):
     return out.splitlines() if out else []
 
 
+def spool_bytes(m):
+    return sum(os.path.getsize(os.path.join(m.spool, f)) for f in os.listdir(m.spool))
+
+
+def outage(test, h, backlog=300):
+    """Publishes QoS 1 at a few hundred msg/s to a group with a live subscriber, stops PostgreSQL
+    until `backlog` publishes were acknowledged from the spool alone, starts it again, stops
+    publishing once it is back. Mosquitto's default queue settings. Returns (pg, publisher, live
+    subscriber, broker)."""
+    pg, tok = setup_group(h)
+    m = h.mosquitto(options={"reconnect_max_ms": "500"}).start()
+    live = Sub(m.port, "bob", tok["bob"], ["groups/g/messages"])
+    pub = Publisher(m.port, "alice", tok["alice"], "groups/g/messages", "load", pause=0.002)
+    pub.start()
+    test.assertTrue(wait_for(lambda: len(pub.acked) >= 100), "publishing before the outage")
+    pg.stop()
+    down_at = len(pub.acked)
+    # The broker keeps serving: group publishes are acknowledged (spooled) and ordinary traffic flows.
+    other = Sub(m.port, "bob", tok["bob"], ["plain/ping"])
+    c = RawV5(m.port, "bob", tok["bob"])
+    t0 = time.monotonic()
+    c.publish("plain/ping", b"ping", qos=1)
+    got = other.get(10)
+    test.assertEqual(got.payload if got else None, b"ping")
+    ping = time.monotonic() - t0
+    test.assertLess(ping, 2.0, "ordinary traffic is not held up by the outage")
+    c.close()
+    other.close()
+    test.assertTrue(wait_for(lambda: len(pub.acked) > down_at + backlog, timeout=120),
+                    "acknowledged while the database is down")
+    test.assertEqual(pub.refused, [])
+    pg.start()
+    test.assertTrue(m.wait_log("database reachable again", 60), m.log()[-3000:])
+    back_at = len(pub.acked)
+    test.assertTrue(wait_for(lambda: len(pub.acked) > back_at + 100), "publishing after the outage")
+    pub.stop.set()
+    pub.join(30)
+    test.assertIsNone(pub.error)
+    return pg, pub, live, m
+
+
 class DurabilityTest(unittest.TestCase):
     def assert_gapless_once(self, pg, group="g"):
         rows = pg.psql("SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0), count(DISTINCT payload),"
@@ -89,7 +119,8 @@ class DurabilityTest(unittest.TestCase):
             m.proc.kill9()
             p2.join(10)
             acked = p1.acked + p2.acked
-            self.assertTrue(os.listdir(m.spool), "unstored messages are in the spool")
+            # The current segment always exists; what matters is that it holds the unstored records.
+            self.assertGreater(spool_bytes(m), 0, "unstored messages are in the spool")
             pg.start()
             m.start()  # replays the spool
             self.assertTrue(m.wait_log("replaying", 30), m.log())
@@ -97,51 +128,42 @@ class DurabilityTest(unittest.TestCase):
             self.assertTrue(stored, "every acknowledged message is stored after the restart")
             self.assertEqual(len(stored), len(set(stored)), "each exactly once")
             self.assert_gapless_once(pg)
-            # A second restart replays nothing new and duplicates nothing.
+            # A second restart replays nothing new and duplicates nothing: a marker published after it
+            # is committed after anything the replay would have re-committed (one writer, spool order).
             m.proc.stop()
             m.start()
-            time.sleep(1)
-            self.assertEqual(stored_payloads(pg), stored)
             # Drained: committed segments are deleted; only the current, empty one remains.
-            self.assertTrue(wait_for(lambda: sum(os.path.getsize(os.path.join(m.spool, f))
-                                                 for f in os.listdir(m.spool)) == 0, timeout=30), "spool drained")
+            self.assertTrue(wait_for(lambda: spool_bytes(m) == 0, timeout=30), "spool drained")
+            c = RawV5(m.port, "alice", tok["alice"])
+            self.assertTrue(wait_for(lambda: c.publish("groups/g/messages", b"marker", qos=1) < 0x80, timeout=30))
+            c.close()
+            self.assertTrue(wait_for(lambda: "marker" in stored_payloads(pg)), "the marker is stored")
+            self.assertEqual(stored_payloads(pg), stored + ["marker"])
 
     def test_database_outage_under_load(self):
         with harness.Harness("outage") as h:
-            pg, tok = setup_group(h)
-            # The backlog is delivered live in one burst when the database returns; mosquitto drops
-            # what exceeds a client's max_queued_messages (default 1000), so raise it (docs/plugin.md).
-            m = h.mosquitto(options={"reconnect_max_ms": "500"}, extra_conf="max_queued_messages 100000").start()
-            live = Sub(m.port, "bob", tok["bob"], ["groups/g/messages"])
-            pub = Publisher(m.port, "alice", tok["alice"], "groups/g/messages", "load", pause=0.002)
-            pub.start()
-            time.sleep(0.5)
-            pg.stop()
-            down_at = len(pub.acked)
-            # The broker keeps serving: group publishes are acknowledged (spooled) and ordinary
-            # traffic flows with no delay.
-            other = Sub(m.port, "bob", tok["bob"], ["plain/ping"])
-            c = RawV5(m.port, "bob", tok["bob"])
-            t0 = time.monotonic()
-            c.publish("plain/ping", b"ping", qos=1)
-            self.assertEqual(other.get(2).payload, b"ping")
-            self.assertLess(time.monotonic() - t0, 0.5)
-            c.close()
-            other.close()
-            time.sleep(3)
-            self.assertGreater(len(pub.acked), down_at + 100, "publishes acknowledged while the database is down")
-            self.assertEqual(pub.refused, [])
-            pg.start()
-            time.sleep(1)
-            pub.stop.set()
-            pub.join(10)
-            self.assertIsNone(pub.error)
-            self.assertTrue(m.wait_log("database reachable again", 30), m.log()[-3000:])
+            pg, pub, live, m = outage(self, h)
             stored = wait_for(lambda: (lambda s: s if len(s) >= len(pub.acked) else None)(stored_payloads(pg)))
             self.assertEqual(stored, pub.acked, "all stored, once, in publish order")
             self.assert_gapless_once(pg)
-            got = live.take(len(pub.acked), timeout=60)
+            # Live: whatever arrives arrives once, in publish order (what is lost live is the next test's).
+            got = [x.payload.decode() for x in live.take(len(pub.acked), timeout=30)]
             live.close()
+            self.assertEqual(len(got), len(set(got)), "no live duplicates")
+            it = iter(pub.acked)
+            self.assertTrue(all(x in it for x in got), "live deliveries in publish order")
+
+    # issue 8: committed batches are released in bursts larger than the subscriber's queue
+    @unittest.expectedFailure
+    def test_database_outage_loses_nothing_live(self):
+        # Bare Mosquitto with the same publisher and subscriber delivers all of it: the subscriber
+        # keeps up with ~500 msg/s. With the plugin, the backlog committed after the outage is
+        # released in one burst and mosquitto drops what exceeds max_queued_messages (1000).
+        with harness.Harness("outage-live") as h:
+            pg, pub, live, m = outage(self, h, backlog=2000)
+            got = live.take(len(pub.acked), timeout=30)
+            live.close()
+            print("outage: %d acknowledged, %d delivered live" % (len(pub.acked), len(got)))
             self.assertEqual([x.payload.decode() for x in got], pub.acked, "delivered live after the outage")
 
     def test_spool_limit_refuses_and_keeps_accepted(self):

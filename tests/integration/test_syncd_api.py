@@ -25,7 +25,7 @@ def send(conn, gid, sender, payloads, cid=None):
     return out
 
 
-class ApiTest(unittest.TestCase):
+class ApiTest(harness.SharedServersTest):
     @classmethod
     def setUpClass(cls):
         cls.h = harness.Harness("syncd-api").__enter__()
@@ -46,7 +46,7 @@ class ApiTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.db.close()
-        cls.h.__exit__(None, None, None)
+        cls.close_shared()
 
     def req(self, method, path, body=None, user=None, token=None, **kw):
         if user == "admin":

@@ -10,7 +10,7 @@ import harness
 TABLES = ("users", "user_tokens", "groups", "memberships", "messages", "presence")
 
 
-class GarbageTest(unittest.TestCase):
+class GarbageTest(harness.SharedServersTest):
     @classmethod
     def setUpClass(cls):
         cls.h = harness.Harness("syncd-garbage").__enter__()
@@ -29,7 +29,7 @@ class GarbageTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.h.__exit__(None, None, None)
+        cls.close_shared()
 
     def snapshot(self):
         return {t: self.pg.psql("SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM %s x" % t)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -776,14 +777,33 @@ static void test_open_errors(void **state)
 	assert_int_equal(st.st_mode & 0777, 0700);
 	mqs_spool_close(sp);
 
-	/* a read-only folder (root ignores permissions, so only as another user) */
-	if(geteuid() != 0) {
-		snprintf(path, sizeof(path), "%s/ro", dir);
-		assert_int_equal(mkdir(path, 0500), 0);
+	/* a read-only folder: root ignores permission bits, so as root (CI) the case runs in a child
+	 * that drops to nobody; a non-root run checks it directly */
+	snprintf(path, sizeof(path), "%s/ro", dir);
+	assert_int_equal(mkdir(path, 0555), 0);
+	assert_int_equal(chmod(dir, 0755), 0); /* nobody must reach ro/ */
+	if(geteuid() == 0) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if(pid == 0) {
+			if(setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+			sp = mqs_spool_open(path, 1000, false, err, sizeof(err));
+			_exit(sp == NULL && strstr(err, path) != NULL ? 0 : 1);
+		}
+		int wst = 0;
+		assert_int_equal(waitpid(pid, &wst, 0), pid);
+		assert_true(WIFEXITED(wst));
+		assert_int_equal(WEXITSTATUS(wst), 0);
+	} else {
 		assert_null(mqs_spool_open(path, 1000, false, err, sizeof(err)));
 		assert_non_null(strstr(err, path));
-		chmod(path, 0700);
 	}
+	/* and one no one can write, root included: a folder of procfs */
+	err[0] = '\0';
+	assert_null(mqs_spool_open("/proc/self/fdinfo", 1000, false, err, sizeof(err)));
+	assert_non_null(strstr(err, "/proc/self/fdinfo"));
+	chmod(path, 0700);
+	chmod(dir, 0700);
 }
 
 static void test_replay_misuse(void **state)
