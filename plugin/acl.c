@@ -1,7 +1,8 @@
 /* acl: every ACL check for groups/#, users/# and system/# answered from memory (SPEC 3); other
  * topics as plugin_opt_other_topics says. mqs_acl_decide is the pure decision (unit-tested in
  * tests/unit/test_acl.c); mqs_on_acl_check adds what only the broker knows (held-back payloads,
- * the wake connection, who the client is) and logs refusals. Broker thread only. */
+ * the wake connection, who the client is and whether it is connected: wills, offline sessions)
+ * and logs refusals. Broker thread only. */
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
@@ -95,6 +96,30 @@ struct mqs_acl_decision mqs_acl_decide(const struct mqs_state *st, int other, co
 	return access == MOSQ_ACL_WRITE ? refused(st, uid, access, topic) : DENY;
 }
 
+/* Checks for a client that is not connected (see mqs_client_connected). A WRITE is its will (2.0 and
+ * 2.1 check a will with WRITE when they publish it, after DISCONNECT, and never fire MESSAGE for it):
+ * refused on every governed topic, or it would go out unstored, unstamped and retained as the client
+ * set it (SPEC 3.1). A READ would queue a group message, receipt or inbox event in its session: denied,
+ * PostgreSQL holds what it missed (3.6). Returns MOSQ_ERR_PLUGIN_DEFER when the usual rules apply. */
+static int offline_check(struct mqs_plugin *p, const struct mosquitto_evt_acl_check *ev)
+{
+	struct mqs_topic t;
+
+	if(ev->access != MOSQ_ACL_WRITE && ev->access != MOSQ_ACL_READ) return MOSQ_ERR_PLUGIN_DEFER;
+	mqs_topic_parse(ev->topic, &t);
+	if(t.kind == MQS_TOPIC_OTHER || mqs_client_connected(p, ev->client)) return MOSQ_ERR_PLUGIN_DEFER;
+	if(ev->access == MOSQ_ACL_WRITE) {
+		const char *name = mqs_client_name(p, ev->client);
+		p->stat_refused++;
+		mqs_plog(ev->client, MOSQ_LOG_NOTICE,
+		         "refused will of '%s' on '%s'%s: wills on governed topics are never published",
+		         name ? name : "?", ev->topic, ev->retain ? " (retained)" : "");
+		return MOSQ_ERR_ACL_DENIED;
+	}
+	if(t.kind == MQS_TOPIC_ALERTS) return MOSQ_ERR_PLUGIN_DEFER; /* alerts still queue, as before */
+	return MOSQ_ERR_ACL_DENIED;
+}
+
 int mqs_on_acl_check(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_acl_check *ev = event_data;
@@ -111,6 +136,8 @@ int mqs_on_acl_check(int event, void *event_data, void *userdata)
 		return ev->access == MOSQ_ACL_WRITE && strcmp(ev->topic, p->wake.topic) == 0 ? MOSQ_ERR_SUCCESS
 		                                                                             : MOSQ_ERR_ACL_DENIED;
 	}
+	int rc = offline_check(p, ev);
+	if(rc != MOSQ_ERR_PLUGIN_DEFER) return rc;
 	const char *uid = mqs_client_uid(p, ev->client);
 	struct mqs_acl_decision d = mqs_acl_decide(p->state, p->cfg.other_topics, uid, ev->access, ev->topic);
 	if(d.why != NULL) {

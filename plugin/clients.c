@@ -1,5 +1,5 @@
-/* clients: authentication (SPEC 2), the table of connected clients by pointer, token revocation,
- * and presence (SPEC 3.5). Broker thread only. */
+/* clients: authentication (SPEC 2), the table of connected clients by pointer (who is connected
+ * now: SPEC 3.1 wills, 3.6), token revocation, and presence (SPEC 3.5). Broker thread only. */
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <stdint.h>
@@ -24,6 +24,29 @@ const char *mqs_client_uid(struct mqs_plugin *p, const struct mosquitto *client)
 		return mqs_id_valid(u) ? u : NULL;
 	}
 	return NULL;
+}
+
+const char *mqs_client_name(struct mqs_plugin *p, const struct mosquitto *client)
+{
+	const char *uid = mqs_client_uid(p, client);
+	return uid != NULL ? uid : mosquitto_client_username(client);
+}
+
+bool mqs_client_connected(struct mqs_plugin *p, const struct mosquitto *client)
+{
+	struct mqs_client *c = mqs_client_get(p, client);
+
+	/* No record: with auth false another mechanism logged the client in without asking us, so the
+	 * plugin cannot know (docs/plugin.md: load mqsync first). With auth true it has no user anyway. */
+	if(c == NULL) return !p->cfg.auth;
+	if(!c->online) return false;
+	/* A session takeover sends the old connection's will (a WRITE check on its pointer) after the new
+	 * connection with the same client id has logged in and before the old one's DISCONNECT. */
+	if(p->last_auth != NULL && p->last_auth != client) {
+		const char *now = mosquitto_client_id(p->last_auth), *id = mosquitto_client_id(client);
+		if(now != NULL && id != NULL && strcmp(now, id) == 0) return false;
+	}
+	return true;
 }
 
 /* Adds delta to uid's connection count on this node and tells the writer the new count. */
@@ -115,9 +138,10 @@ int mqs_on_basic_auth(int event, void *event_data, void *userdata)
 	if(!p->cfg.auth) {
 		/* Another mechanism authenticates; the username is the user id. A client without a valid
 		 * one must not inherit a stale record of a freed pointer. */
-		if(mqs_id_valid(uid))
-			remember(p, ev->client, uid, NULL, false);
-		else
+		if(mqs_id_valid(uid)) {
+			if(remember(p, ev->client, uid, NULL, false) == MOSQ_ERR_SUCCESS && !p->reauth_pass)
+				p->last_auth = ev->client;
+		} else
 			hmap_del(p->clients, &ev->client, sizeof(ev->client));
 		return MOSQ_ERR_PLUGIN_DEFER;
 	}
@@ -133,7 +157,9 @@ int mqs_on_basic_auth(int event, void *event_data, void *userdata)
 		         mqs_id_valid(uid) ? uid : "?");
 		return MOSQ_ERR_AUTH;
 	}
-	return remember(p, ev->client, uid, hash, false);
+	int rc = remember(p, ev->client, uid, hash, false);
+	if(rc == MOSQ_ERR_SUCCESS && !p->reauth_pass) p->last_auth = ev->client;
+	return rc;
 }
 
 int mqs_on_disconnect(int event, void *event_data, void *userdata)
@@ -143,13 +169,15 @@ int mqs_on_disconnect(int event, void *event_data, void *userdata)
 	struct mqs_client *c = mqs_client_get(p, ev->client);
 
 	(void)event;
+	if(p->last_auth == ev->client) p->last_auth = NULL;
 	if(c == NULL) return MOSQ_ERR_SUCCESS;
 	if(c->online) {
 		if(!c->wake && c->user[0] != '\0') presence_change(p, c->user, -1);
 		c->online = false;
-		/* A persistent session outlives its connection: keep the record, so messages keep being
-		 * queued for it (READ checks need its user). Mosquitto sends a second DISCONNECT for this
-		 * pointer when the session is resumed or taken over. */
+		/* A persistent session outlives its connection: keep the record, marked offline, so that
+		 * READ checks for it are denied (SPEC 3.6: nothing is queued for it) and its will's WRITE
+		 * check is refused (3.1). Mosquitto 2.0 sends a second DISCONNECT for this pointer when the
+		 * session is resumed, taken over or expires (2.1 sends CLIENT_OFFLINE first, then that). */
 		if(!c->wake && c->user[0] != '\0' && !mosquitto_client_clean_session(ev->client))
 			return MOSQ_ERR_SUCCESS;
 	}

@@ -168,6 +168,11 @@ EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_
 			goto fail;
 		}
 	}
+	/* 2.1 reports a persistent session's client going away as CLIENT_OFFLINE (28), not DISCONNECT;
+	 * 2.0 does not know the event and refuses it (it sends DISCONNECT then). Same event layout. */
+	if(mosquitto_callback_register(identifier, MQS_EVT_CLIENT_OFFLINE, mqs_on_disconnect, NULL, p) ==
+	   MOSQ_ERR_SUCCESS)
+		p->client_offline_registered = true;
 	*user_data = p;
 	return MOSQ_ERR_SUCCESS;
 
@@ -189,6 +194,8 @@ EXPORT int mosquitto_plugin_cleanup(void *user_data, struct mosquitto_opt *opts,
 	for(size_t i = 0; i < CALLBACK_COUNT; i++) {
 		mosquitto_callback_unregister(p->pid, callbacks[i].event, callbacks[i].cb, NULL);
 	}
+	if(p->client_offline_registered)
+		mosquitto_callback_unregister(p->pid, MQS_EVT_CLIENT_OFFLINE, mqs_on_disconnect, NULL);
 	mqs_plog(NULL, MOSQ_LOG_NOTICE, "stopping (accepted %llu, refused %llu, delivered %llu)",
 	         (unsigned long long)p->stat_accepted, (unsigned long long)p->stat_refused,
 	         (unsigned long long)p->stat_delivered);

@@ -300,6 +300,9 @@ struct mqs_plugin {
 	time_t last_heartbeat;
 	time_t last_backpressure_log;
 	uint64_t stat_accepted, stat_refused, stat_delivered;
+	/* The last client that logged in (cleared at its DISCONNECT): tells a taken-over connection's
+	 * will from a live publish (clients.c). Compared, dereferenced only while set. */
+	const struct mosquitto *last_auth;
 
 	/* shared with the threads (immutable after init, or atomic, or behind the queues) */
 	struct mqs_wake wake;
@@ -310,7 +313,11 @@ struct mqs_plugin {
 	pthread_t listener;
 	bool writer_started;
 	bool listener_started;
+	bool client_offline_registered; /* MQS_EVT_CLIENT_OFFLINE (2.1 only) */
 };
+
+/* MOSQ_EVT_CLIENT_OFFLINE of Mosquitto 2.1 (not in 2.0's headers). */
+#define MQS_EVT_CLIENT_OFFLINE 28
 
 /* Hands a chain of items to the broker thread and wakes its loop (any thread but the broker's). */
 void mqs_to_broker(struct mqs_plugin *p, struct mqs_item *chain);
@@ -323,10 +330,16 @@ void mqs_bglog(struct mqs_plugin *p, int level, const char *fmt, ...) __attribut
 int mqs_on_basic_auth(int event, void *event_data, void *userdata);
 int mqs_on_disconnect(int event, void *event_data, void *userdata);
 int mqs_on_reload(int event, void *event_data, void *userdata);
+/* Whether client is connected now, as far as the plugin can tell: false for a session kept while its
+ * client is away, and for a connection being taken over (SPEC 3.1 wills, 3.6 no queueing). */
+bool mqs_client_connected(struct mqs_plugin *p, const struct mosquitto *client);
 struct mqs_client *mqs_client_get(struct mqs_plugin *p, const struct mosquitto *client);
 /* The user id a client acts as, or NULL if it has none we accept (the returned string belongs to
  * the client record or the broker; copy it before the client can disconnect). */
 const char *mqs_client_uid(struct mqs_plugin *p, const struct mosquitto *client);
+/* For log lines: the client's user id, else the username it gave (a clean session's record is gone
+ * by the time its will is checked), else NULL. Same lifetime as mqs_client_uid's answer. */
+const char *mqs_client_name(struct mqs_plugin *p, const struct mosquitto *client);
 /* Disconnects the clients of uid whose token is no longer valid (all of them if the user is gone). */
 void mqs_clients_revalidate(struct mqs_plugin *p, const char *uid);
 void mqs_presence_heartbeat(struct mqs_plugin *p, time_t now);

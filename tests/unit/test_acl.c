@@ -30,6 +30,20 @@ const char *mqs_client_uid(struct mqs_plugin *p, const struct mosquitto *client)
 	return NULL;
 }
 
+const char *mqs_client_name(struct mqs_plugin *p, const struct mosquitto *client)
+{
+	(void)p;
+	(void)client;
+	return NULL;
+}
+
+bool mqs_client_connected(struct mqs_plugin *p, const struct mosquitto *client)
+{
+	(void)p;
+	(void)client;
+	return true;
+}
+
 void mqs_plog(const struct mosquitto *client, int level, const char *fmt, ...)
 {
 	(void)client;
