@@ -36,9 +36,10 @@ bool mqs_client_connected(struct mqs_plugin *p, const struct mosquitto *client)
 {
 	struct mqs_client *c = mqs_client_get(p, client);
 
-	/* No record: with auth false another mechanism logged the client in without asking us, so the
-	 * plugin cannot know (docs/plugin.md: load mqsync first). With auth true it has no user anyway. */
-	if(c == NULL) return !p->cfg.auth;
+	/* No record: a clean session's client is gone (its record went at DISCONNECT, before its will's
+	 * check), or it never logged in here. With auth false, a client another plugin logged in without
+	 * asking us is treated as not connected too: fail closed (docs/plugin.md: load mqsync first). */
+	if(c == NULL) return false;
 	if(!c->online) return false;
 	/* A session takeover sends the old connection's will (a WRITE check on its pointer) after the new
 	 * connection with the same client id has logged in and before the old one's DISCONNECT. */
