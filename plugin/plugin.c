@@ -61,6 +61,7 @@ static void plugin_free(struct mqs_plugin *p)
 	mqs_state_free(p->state);
 	hmap_free(p->clients);
 	hmap_free(p->conns);
+	free(p->last_auth_id);
 	mqs_config_free(&p->cfg);
 	free(p);
 }

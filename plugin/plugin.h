@@ -300,9 +300,11 @@ struct mqs_plugin {
 	time_t last_heartbeat;
 	time_t last_backpressure_log;
 	uint64_t stat_accepted, stat_refused, stat_delivered;
-	/* The last client that logged in (cleared at its DISCONNECT): tells a taken-over connection's
-	 * will from a live publish (clients.c). Compared, dereferenced only while set. */
+	/* The last client that logged in and a copy of its client id (malloc; both cleared at its
+	 * DISCONNECT): tell a taken-over connection's will from a live publish (clients.c). The pointer
+	 * is only compared, never dereferenced. */
 	const struct mosquitto *last_auth;
+	char *last_auth_id;
 
 	/* shared with the threads (immutable after init, or atomic, or behind the queues) */
 	struct mqs_wake wake;

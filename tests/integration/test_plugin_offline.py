@@ -16,7 +16,9 @@ from mqttc import _str, _varint
 LONG = os.environ.get("MQSYNC_LONG_TESTS") == "1"
 USERS = 10
 DEVICES = 20  # sessions per user: 200 persistent sessions
-MESSAGES = 200000 if LONG else 50000
+# Under ASan the broker's RSS says nothing (quarantine, shadow memory: +300 MB on bare mosquitto too)
+# and publishing is ~5x slower: fewer messages, and the memory figure is only logged.
+MESSAGES = 200000 if LONG else (10000 if harness.SANITIZE else 50000)
 RSS_LIMIT_KB = 5 * 1024
 
 
@@ -220,7 +222,8 @@ class PluginOfflineTest(unittest.TestCase):
               "bytes on reconnect %d with mqsync, %d bare" % (USERS * DEVICES, MESSAGES, took, growth, bare_growth,
                                                               burst, bare_burst), flush=True)
         self.assertEqual(burst, 0, "no stale burst from the broker queue")
-        self.assertLessEqual(growth, RSS_LIMIT_KB)
+        if not harness.SANITIZE:
+            self.assertLessEqual(growth, RSS_LIMIT_KB)
         self.assertGreater(bare_burst, 0, "bare mosquitto does queue (the test would notice a regression)")
         # PostgreSQL has it all: each user's sync pages through every seq exactly once.
         for u in (users if LONG else users[:3]):
