@@ -29,8 +29,10 @@
  * 2.0's behaviour: a TICK on every iteration, and an idle wait of at most IDLE_TICK_MS. 2.1.2
  * (src/plugin_tick.c) lowers the wait by next_s * 1000 + next_ms = IDLE_TICK_MS and records the
  * callback's next run as now + next_s s + next_ms ms, carrying at most one second out of the
- * nanoseconds: with next_s = -2 that is a second in the past, so the next iteration runs it. On a
- * 2.1 that normalises fully, this degrades to next_ms = IDLE_TICK_MS (never worse than 24 h). The
+ * nanoseconds, and compares seconds first: with next_s = -2 the recorded seconds are one before
+ * now (the nanoseconds hold the rest, unnormalised), so every later iteration runs it. On a
+ * 2.1 that normalises fully, this degrades to next_ms = IDLE_TICK_MS: waits of up to 5 s (2.1's
+ * keepalive check) with clients connected, 24 h without; test_compat_loop.py would fail. The
  * field 2.1 calls next_ms is next_ns in 2.0's headers, at the same offset; 2.0 reads neither field,
  * and this is only written when the loop is 2.1's (p->loop_21). */
 static void ask_tick_within(struct mosquitto_evt_tick *ev)
