@@ -2,7 +2,7 @@
 with no wake-up connection (wake_address none, the fallback every broker must honour), still
 delivers messages and receipt broadcasts within the 100 ms idle TICK. 2.1's loop waits until its
 next event (24 h when idle) unless the plugin asks for its TICK; this test fails there without it.
-Run it against another broker with MQSYNC_MOSQUITTO (tests/integration/CMakeLists.txt does, for
+The cid user property is read on every broker too. Run it against another broker with MQSYNC_MOSQUITTO (tests/integration/CMakeLists.txt does, for
 every broker of the matrix)."""
 import json
 import random
@@ -54,10 +54,13 @@ class CompatLoopTest(unittest.TestCase):
                 for i in range(1, 6):
                     time.sleep(random.uniform(0.0, 0.25))
                     t0 = time.monotonic()
-                    self.assertLess(a.publish("groups/g/messages", b"m%d" % i, qos=1), 0x80)
+                    # The cid is found past other user properties (ingest.c walks the list itself).
+                    props = [("note", "x" * i), ("cid", "c%d" % i), ("cid", "ignored")]
+                    self.assertLess(a.publish("groups/g/messages", b"m%d" % i, qos=1, user_props=props), 0x80)
                     got = bob.get(ARRIVAL_S)
                     self.assertIsNotNone(got, "message %d not delivered within %.1f s" % (i, ARRIVAL_S))
                     self.assertEqual(got.payload, b"m%d" % i)
+                    self.assertEqual(got.props.get("cid"), "c%d" % i)
                     time.sleep(random.uniform(0.0, 0.25))
                     self.assertLess(b.publish("groups/g/receipts", json.dumps({"read": i}), qos=1), 0x80)
                     ev = watch.get(ARRIVAL_S)
