@@ -9,8 +9,33 @@
 #include <stdint.h>
 
 #include "ids.h"
+#include "pg.h"
 #include "synctoken.h"
 #include "util.h"
+
+/* The sync statements, one text for mqsyncd's GET /messages/sync (syncd/db.c prepares them) and the
+ * plugin's catch-up over MQTT (plugin/catchup.c), so both read the same page.
+ * MQS_SQL_MSG_COLUMNS: the message columns every message query selects (binary results: id int8,
+ * group_id, seq int8, sender, ts, payload bytea, cid); ts is formatted with exactly the plugin's
+ * live expression (common/pg.h), so sync and live delivery show the same string.
+ * MQS_SQL_SYNC_GROUPS: $1 user, $2 group or NULL -> group_id, joined_seq, delivered_seq, last_seq
+ * (text), in C collation order of the ids (syncpage_plan's order).
+ * MQS_SQL_SYNC_MESSAGES: $1 gids[], $2 exclusive lower seqs[], $3 inclusive upper seqs[] -> the
+ * messages, by group (C collation) then seq. */
+#define MQS_SQL_MSG_COLUMNS "m.id, m.group_id, m.seq, m.sender, " MQS_SQL_TS("m.created_at") ", m.payload, m.cid"
+#define MQS_SQL_SYNC_GROUPS                                                                                            \
+	"SELECT m.group_id, m.joined_seq, m.delivered_seq, g.last_seq "                                                \
+	"FROM memberships m JOIN groups g ON g.id = m.group_id "                                                       \
+	"WHERE m.user_id = $1 AND ($2::text IS NULL OR m.group_id = $2) "                                              \
+	"ORDER BY m.group_id COLLATE \"C\""
+#define MQS_SQL_SYNC_MESSAGES                                                                                          \
+	"SELECT " MQS_SQL_MSG_COLUMNS " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS r(gid, lo, hi) "        \
+	"JOIN messages m ON m.group_id = r.gid AND m.seq > r.lo AND m.seq <= r.hi "                                    \
+	"ORDER BY m.group_id COLLATE \"C\", m.seq"
+
+#define SYNCPAGE_LIMIT_DEFAULT 100     /* messages per page without `limit` (SPEC 5.2) */
+#define SYNCPAGE_LIMIT_MAX     1000    /* at most */
+#define SYNCPAGE_MAX_BYTES     1048576 /* a page ends early once it holds this many payload bytes */
 
 /* One of the user's groups as a sync page sees it. */
 struct syncpage_group {
