@@ -14,7 +14,8 @@ import harness
 from harness import wait_for
 from mqttc import NOT_AUTHORIZED, RawV5, Sub
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "examples"))
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "examples")
+sys.path.insert(0, EXAMPLES)
 import catchup_paho  # noqa: E402
 
 NA, NB = 2500, 300  # backlog of ga and gb
@@ -26,13 +27,13 @@ class CatchupTest(harness.SharedServersTest):
         cls.h = harness.Harness("plugin-catchup").__enter__()
         try:
             cls.pg = cls.h.postgres()
-            users = ("alice", "bob", "carol", "dave", "erin", "frank")
+            users = ("alice", "bob", "carol", "dave", "erin", "frank", "gina")
             cls.tok = {u: cls.h.user_add(u) for u in users}
             # ga: alice bob dave erin; gb: alice dave erin; gc: bob; gl: live traffic (bob, carol).
             cls.pg.psql(
                 "INSERT INTO groups (id) VALUES ('ga'), ('gb'), ('gc'), ('gl'), ('gd');"
                 "INSERT INTO memberships (group_id, user_id) VALUES ('ga','alice'), ('ga','bob'), ('ga','dave'),"
-                " ('ga','erin'), ('gb','alice'), ('gb','dave'), ('gb','erin'), ('gc','bob'), ('gl','bob'),"
+                " ('ga','erin'), ('ga','gina'), ('gb','alice'), ('gb','dave'), ('gb','erin'), ('gb','gina'), ('gc','bob'), ('gl','bob'),"
                 " ('gl','carol'), ('gd','frank');"
                 "INSERT INTO messages (group_id, seq, sender, payload, cid)"
                 " SELECT 'ga', s, 'bob', convert_to('a' || s || repeat('x', s %% 50), 'UTF8'),"
@@ -130,6 +131,33 @@ class CatchupTest(harness.SharedServersTest):
         # And HTTP's next after the last MQTT page: nothing left.
         st, page, _ = self.sd.request("GET", "/messages/sync?after=" + evs[-1]["next"], token=self.tok["dave"])
         self.assertEqual((st, page["messages"], page["has_more"]), (200, [], False))
+
+    def test_documented_examples_run(self):
+        """docs/examples: the C client (libmosquitto) catches gina up and acknowledges; the Python
+        client, run as the script the guide shows, then finds nothing after the C client's next."""
+        exe = os.path.join(self.h.tmp, "catchup_c")
+        src = os.path.join(EXAMPLES, "catchup_mosquitto.c")
+        r = subprocess.run(["cc", "-Wall", "-Werror", "-o", exe, src, "-lmosquitto", "-ljansson"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = subprocess.run([exe, "127.0.0.1", str(self.m.port), "gina", self.tok["gina"]], capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(len(lines), NA + NB + 1)
+        self.assertEqual(lines[0].split()[:2], ["ga", "1"])
+        self.assertEqual(lines[NA].split()[:2], ["gb", "1"])
+        self.assertTrue(lines[-1].startswith("next "))
+        nxt = lines[-1].split()[1]
+        wait_for(lambda: self.pg.psql("SELECT min(delivered_seq) FROM memberships WHERE user_id = 'gina'") == str(NB),
+                 10)
+        r = subprocess.run(["/usr/bin/python3", os.path.join(EXAMPLES, "catchup_paho.py"), "127.0.0.1",
+                            str(self.m.port), "gina", self.tok["gina"], "--after", nxt], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.splitlines(), ["next " + nxt])
+        st, page, _ = self.sd.request("GET", "/messages/sync", token=self.tok["gina"])
+        self.assertEqual((st, page["messages"]), (200, []), "the receipts moved gina's delivered cursors")
 
     def read_all(self, raw, seconds):
         """PUBLISH packets (topic, payload) that reach a RawV5 connection within seconds."""
