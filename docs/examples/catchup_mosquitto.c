@@ -129,6 +129,9 @@ int main(int argc, char **argv)
 	m = mosquitto_new(NULL, true, &a);
 	if(m == NULL) return 1;
 	mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+	/* One PUBACK per message: without TCP_NODELAY, Nagle holds them back while the broker waits,
+	 * having sent max_inflight_messages (20) unacknowledged. */
+	mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
 	mosquitto_username_pw_set(m, argv[3], argv[4]);
 	mosquitto_message_v5_callback_set(m, on_message);
 	if(mosquitto_connect(m, argv[1], atoi(argv[2]), 60) == MOSQ_ERR_SUCCESS &&

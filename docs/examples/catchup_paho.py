@@ -19,6 +19,7 @@ import argparse
 import base64
 import json
 import queue
+import socket
 import sys
 import uuid
 
@@ -38,6 +39,9 @@ class CatchUp:
         self.c.on_message = lambda c, u, m: self.q.put(m)
         if self.c.connect(host, port, keepalive=60) != 0:
             raise RuntimeError("connect failed")
+        # PUBACKs go out one per message: without TCP_NODELAY, Nagle holds them back and the broker,
+        # which sends at most max_inflight_messages (20) unacknowledged, waits for them.
+        self.c.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.c.loop_start()
         self.c.subscribe("users/%s/inbox" % user, qos=1)
 
