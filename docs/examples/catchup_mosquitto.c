@@ -69,7 +69,8 @@ static void on_sync_event(struct app *a, const char *payload, int len)
 	json_decref(ev); /* other inbox events (member_added, ...) are an app's business */
 }
 
-static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg, const mosquitto_property *props)
+static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg,
+                       const mosquitto_property *props)
 {
 	struct app *a = obj;
 	char gid[65] = "", *name = NULL, *value = NULL;
@@ -81,7 +82,8 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
 		return;
 	}
 	if(sscanf(msg->topic, "groups/%64[^/]/messages", gid) != 1) return;
-	for(const mosquitto_property *p = mosquitto_property_read_string_pair(props, MQTT_PROP_USER_PROPERTY, &name, &value, false);
+	for(const mosquitto_property *p =
+	            mosquitto_property_read_string_pair(props, MQTT_PROP_USER_PROPERTY, &name, &value, false);
 	    p != NULL; p = mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, &value, true)) {
 		if(strcmp(name, "seq") == 0) seq = atoll(value);
 		free(name);
@@ -138,8 +140,10 @@ int main(int argc, char **argv)
 	   mosquitto_subscribe(m, NULL, a.inbox, 1) == MOSQ_ERR_SUCCESS) {
 		ok = 1;
 		for(int n = 1; ok; n++) {
-			if(!page(m, &a, n) || a.failed) ok = 0; /* failed: retry later with the same token */
-			else if(!a.has_more) break;
+			if(!page(m, &a, n) || a.failed)
+				ok = 0; /* failed: retry later with the same token */
+			else if(!a.has_more)
+				break;
 		}
 	}
 	for(int i = 0; ok && i < a.ngroups; i++) { /* acknowledge: receipts (SPEC 3.3) */
