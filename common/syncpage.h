@@ -1,6 +1,7 @@
-/* syncpage: the pure page logic of sync: which messages one page fetches, given a device's token and
- * the user's memberships, and the `next` token after it. No I/O, no HTTP: mqsyncd's
- * GET /messages/sync uses it, and the plugin's catch-up over MQTT can, with the same tokens. */
+/* syncpage: one page of sync, for mqsyncd's GET /messages/sync and the plugin's catch-up over MQTT
+ * alike: the statements, their parameters and rows, and the pure page logic — which messages one
+ * page fetches, given a device's token and the user's memberships, and the `next` token after it.
+ * No I/O (the callers run the statements), no HTTP. */
 #ifndef MQS_SYNCPAGE_H
 #define MQS_SYNCPAGE_H
 
@@ -10,6 +11,7 @@
 
 #include "ids.h"
 #include "pg.h"
+#include "pgarr.h"
 #include "synctoken.h"
 #include "util.h"
 
@@ -56,6 +58,17 @@ struct syncpage_group {
  * sets *has_more when some group has messages beyond this page. */
 size_t syncpage_plan(struct syncpage_group *g, size_t n, bool has_token, const struct synctoken_entry *tok, size_t ntok,
                      int64_t limit, bool *has_more);
+
+/* The rows of a MQS_SQL_SYNC_GROUPS result (text format) as groups for syncpage_plan: a malloc'ed
+ * array of PQntuples(res) entries in *n (caller frees; one spare entry, so never a zero-size
+ * allocation), or NULL on out of memory. */
+MQS_MUST_CHECK struct syncpage_group *syncpage_groups_read(const PGresult *res, size_t *n);
+
+/* The parameters of MQS_SQL_SYNC_MESSAGES for the planned page: gids, exclusive lower and inclusive
+ * upper seqs of every group with something to fetch, as array literals in ids/los/his (common/pgarr;
+ * each starts empty, the caller frees them with mqs_pgarr_free). False on out of memory. */
+MQS_MUST_CHECK bool syncpage_ranges(const struct syncpage_group *g, size_t n, struct mqs_pgarr *ids,
+                                    struct mqs_pgarr *los, struct mqs_pgarr *his);
 
 /* Records a fetched message (gid, seq), in fetch order (gids ascending in C collation, seqs
  * ascending): that group's position moves to seq. *cursor starts at 0 and carries the walk between

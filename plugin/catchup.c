@@ -160,19 +160,8 @@ static struct syncpage_group *catchup__groups(struct catchup *k, const struct mq
 	struct syncpage_group *gs = NULL;
 
 	*n = 0;
-	if(PQresultStatus(res) == PGRES_TUPLES_OK) gs = calloc((size_t)PQntuples(res) + 1, sizeof(*gs));
-	if(gs == NULL) {
-		catchup__log(k, "cannot read memberships");
-		PQclear(res);
-		return NULL;
-	}
-	*n = (size_t)PQntuples(res);
-	for(int r = 0; r < (int)*n; r++) {
-		snprintf(gs[r].gid, sizeof(gs[r].gid), "%s", PQgetvalue(res, r, 0));
-		gs[r].joined = mqs_pg_int(res, r, 1);
-		gs[r].delivered = mqs_pg_int(res, r, 2);
-		gs[r].last = mqs_pg_int(res, r, 3);
-	}
+	if(PQresultStatus(res) == PGRES_TUPLES_OK) gs = syncpage_groups_read(res, n);
+	if(gs == NULL) catchup__log(k, "cannot read memberships");
 	PQclear(res);
 	return gs;
 }
@@ -183,15 +172,10 @@ static PGresult *catchup__fetch(struct catchup *k, const struct syncpage_group *
 	struct mqs_pgarr ids = {0}, los = {0}, his = {0};
 	PGresult *res = NULL;
 
-	for(size_t i = 0; i < n; i++) {
-		if(gs[i].upto <= gs[i].pos) continue;
-		mqs_pgarr_add_str(&ids, gs[i].gid, strlen(gs[i].gid));
-		mqs_pgarr_add_int(&los, gs[i].pos);
-		mqs_pgarr_add_int(&his, gs[i].upto);
-	}
-	const char *params[3] = {mqs_pgarr_text(&ids), mqs_pgarr_text(&los), mqs_pgarr_text(&his)};
-	if(params[0] != NULL && params[1] != NULL && params[2] != NULL)
+	if(syncpage_ranges(gs, n, &ids, &los, &his)) {
+		const char *params[3] = {mqs_pgarr_text(&ids), mqs_pgarr_text(&los), mqs_pgarr_text(&his)};
 		res = PQexecPrepared(k->conn, "cu_msgs", 3, params, NULL, NULL, 1);
+	}
 	if(res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		catchup__log(k, "cannot read messages");
 		PQclear(res);
