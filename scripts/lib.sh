@@ -13,6 +13,7 @@ MQSYNC_PACKAGES=(
   python3 python3-paho-mqtt python3-psycopg2
   wrk
   clang-format-14
+  clang-14 libclang-rt-14-dev
 )
 # The formatter scripts/test checks with: pinned, so every machine formats alike.
 MQSYNC_CLANG_FORMAT=clang-format-14
