@@ -18,7 +18,7 @@
 
 #include "pg.h"
 #include "plugin.h"
-#include "syncpage.h"
+#include "syncsql.h"
 
 /* ---- broker thread ------------------------------------------------------------------------- */
 

@@ -14,7 +14,7 @@
 #include "ids.h"
 #include "pg.h"
 #include "pgarr.h"
-#include "syncpage.h"
+#include "syncsql.h"
 #include "util.h"
 
 /* A connection as the store sees it: a pooled (or CLI) connection and what it serves, which
@@ -26,7 +26,7 @@ struct db_conn {
 
 /* The message columns every message query selects (see store_msgs_view in store_messages.c). ts is formatted
  * with exactly the plugin's expression, so sync and live delivery show the same string. */
-#define DB_MSG_COLUMNS MQS_SQL_MSG_COLUMNS /* common/syncpage.h */
+#define DB_MSG_COLUMNS MQS_SQL_MSG_COLUMNS /* common/syncsql.h */
 
 /* Statements prepared on every pooled connection when it connects: the per-request hot path
  * (authentication and sync), which then skips parse and plan. */
