@@ -166,7 +166,8 @@ static struct syncpage_group *catchup__groups(struct catchup *k, const struct mq
 	return gs;
 }
 
-/* The messages of the planned ranges (binary MQS_SQL_MSG_COLUMNS), or NULL on failure (logged). */
+/* The messages of the planned ranges (binary MQS_SQL_MSG_COLUMNS; the caller PQclear()s it), or NULL
+ * on failure (logged). */
 static PGresult *catchup__fetch(struct catchup *k, const struct syncpage_group *gs, size_t n)
 {
 	struct mqs_pgarr ids = {0}, los = {0}, his = {0};
