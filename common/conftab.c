@@ -40,13 +40,16 @@ bool mqs_conftab_set(const struct mqs_conf_entry *e, void *target, const char *v
 			return false;
 		}
 		return true;
-	case MQS_CONF_LONG:
-		if(!mqs_parse_long(value, e->min, e->max, (long *)field)) {
+	case MQS_CONF_LONG: {
+		int64_t v;
+		if(!mqs_parse_int(value, e->min, e->max, &v)) {
 			snprintf(err, errlen, "%s: expected an integer from %ld to %ld, got '%s'", e->label, e->min,
 			         e->max, value);
 			return false;
 		}
+		*(long *)field = (long)v; /* in [min, max], which are longs */
 		return true;
+	}
 	case MQS_CONF_ENUM:
 		for(int i = 0; e->choices[i] != NULL; i++) {
 			if(!strcmp(value, e->choices[i])) {

@@ -5,17 +5,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "util.h"
+
 struct hmap;
 
 /* free_value, if not NULL, is called on values replaced, removed, or left at hmap_free. */
-struct hmap *hmap_new(void (*free_value)(void *));
+MQS_MUST_CHECK struct hmap *hmap_new(void (*free_value)(void *));
 
 /* Value for key, or NULL. */
 void *hmap_get(const struct hmap *m, const void *key, size_t keylen);
 
 /* Inserts or replaces (freeing the old value). The key is copied. False on out of memory (the
  * value is then not owned by the map). */
-bool hmap_put(struct hmap *m, const void *key, size_t keylen, void *value);
+MQS_MUST_CHECK bool hmap_put(struct hmap *m, const void *key, size_t keylen, void *value);
 
 /* Removes key, freeing its value. Returns whether it was there. */
 bool hmap_del(struct hmap *m, const void *key, size_t keylen);

@@ -6,6 +6,8 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
+#include "util.h"
+
 struct mqs_migration {
 	int version;
 	const char *name; /* file name, e.g. "0001_init.sql" */
@@ -20,7 +22,7 @@ extern const size_t mqs_migrations_count;
  * schema_migrations row, so a failure leaves the schema at the previous version. Concurrent
  * callers serialize on an advisory lock; the second finds nothing to do.
  * Returns the number applied (>= 0), or -1 with a message in err (size errlen). */
-int mqs_migrate(PGconn *conn, char *err, size_t errlen);
+MQS_MUST_CHECK int mqs_migrate(PGconn *conn, char *err, size_t errlen);
 
 /* The highest applied version, 0 for an empty database, -1 on error. */
 int mqs_schema_version(PGconn *conn);

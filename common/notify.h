@@ -23,6 +23,7 @@ enum mqs_notify_state { MQS_NOTIFY_BAD = 0, MQS_NOTIFY_USER, MQS_NOTIFY_GROUP, M
 /* Parses a mqsync_state payload. a gets the uid (USER), the gid (GROUP) or the gid (MEMBER, with b
  * = the uid); every id is validated and NUL-terminated. MQS_NOTIFY_BAD (a and b unspecified) for
  * anything else. b is not written unless MEMBER. */
-enum mqs_notify_state mqs_notify_state_parse(const char *payload, char a[MQS_ID_MAX + 1], char b[MQS_ID_MAX + 1]);
+MQS_MUST_CHECK enum mqs_notify_state mqs_notify_state_parse(const char *payload, char a[MQS_ID_MAX + 1],
+                                                            char b[MQS_ID_MAX + 1]);
 
 #endif

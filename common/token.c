@@ -6,26 +6,18 @@
 #include <openssl/rand.h>
 #include <string.h>
 
+#include "codec.h"
+
 bool mqs_token_new(char out[MQS_TOKEN_LEN + 1])
 {
 	unsigned char raw[MQS_TOKEN_RAW_BYTES];
-	unsigned char b64[64];
 
 	out[0] = '\0';
 	if(RAND_bytes(raw, sizeof(raw)) != 1) return false;
-	int n = EVP_EncodeBlock(b64, raw, sizeof(raw)); /* 44 chars incl. one '=' */
+	_Static_assert(MQS_TOKEN_LEN == (4 * MQS_TOKEN_RAW_BYTES + 2) / 3,
+	               "MQS_TOKEN_LEN is base64url of the raw bytes");
+	mqs_b64_encode(raw, sizeof(raw), out, true); /* MQS_TOKEN_LEN chars + NUL */
 	OPENSSL_cleanse(raw, sizeof(raw));
-	if(n < MQS_TOKEN_LEN) return false;
-	for(int i = 0; i < MQS_TOKEN_LEN; i++) {
-		char c = (char)b64[i];
-		if(c == '+')
-			c = '-';
-		else if(c == '/')
-			c = '_';
-		out[i] = c;
-	}
-	out[MQS_TOKEN_LEN] = '\0';
-	OPENSSL_cleanse(b64, sizeof(b64));
 	return true;
 }
 

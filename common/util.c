@@ -1,19 +1,31 @@
 /* util: small helpers both programs need (see util.h). Owns no memory. */
 #include "util.h"
 
-#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-bool mqs_parse_long(const char *s, long min, long max, long *out)
+bool mqs_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
 {
-	char *end = NULL;
+	bool neg = false;
+	uint64_t v = 0, limit = (uint64_t)INT64_MAX;
+	int digits = 0;
 
 	if(s == NULL) return false;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if(errno != 0 || end == s || *end != '\0' || v < min || v > max) return false;
-	*out = v;
+	if(*s == '-') {
+		neg = true;
+		limit += 1; /* INT64_MIN's magnitude */
+		s++;
+	}
+	for(; *s; s++, digits++) {
+		if(*s < '0' || *s > '9') return false;
+		uint64_t d = (uint64_t)(*s - '0');
+		if(v > (limit - d) / 10) return false; /* v * 10 + d would pass the limit */
+		v = v * 10 + d;
+	}
+	if(digits == 0) return false;
+	int64_t r = neg ? (int64_t)(0 - v) : (int64_t)v;
+	if(r < min || r > max) return false;
+	*out = r;
 	return true;
 }
 

@@ -8,11 +8,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
-/* Parses all of s as a base-10 integer in [min, max] into *out. False (and *out unchanged) on an
- * empty string, trailing characters, overflow or a value out of range. */
-bool mqs_parse_long(const char *s, long min, long max, long *out);
+/* Parses all of s, -?[0-9]+ (no white space, no '+'), as a base-10 integer in [min, max] into *out:
+ * the one strict integer parser for configuration, request parameters and JSON-free text input.
+ * False (and *out unchanged) on NULL, an empty string, any other character, overflow of int64 or a
+ * value out of range. */
+MQS_MUST_CHECK bool mqs_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 
 /* Makes *buf (*cap bytes allocated; NULL and 0 at first) hold at least need bytes, doubling from
  * first bytes. False on overflow or out of memory, with *buf and *cap unchanged (still the caller's

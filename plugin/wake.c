@@ -47,9 +47,9 @@ bool mqs_wake_configure(struct mqs_wake *w, const char *address)
 
 	if(strcmp(address, "none") != 0) {
 		const char *colon = strrchr(address, ':');
-		long n;
+		int64_t n;
 		if(colon == NULL || (size_t)(colon - address) >= sizeof(host) || colon == address) return false;
-		if(!mqs_parse_long(colon + 1, 1, 65535, &n)) return false;
+		if(!mqs_parse_int(colon + 1, 1, 65535, &n)) return false;
 		memcpy(host, address, (size_t)(colon - address));
 		host[colon - address] = '\0';
 		struct in_addr a;

@@ -174,8 +174,8 @@ bool syncd_config_listen(const struct syncd_config *cfg, char *host, size_t host
 {
 	const char *colon = strrchr(cfg->listen, ':');
 	if(colon == NULL || colon == cfg->listen || (size_t)(colon - cfg->listen) >= hostlen) return false;
-	long p;
-	if(!mqs_parse_long(colon + 1, 1, 65535, &p)) return false;
+	int64_t p;
+	if(!mqs_parse_int(colon + 1, 1, 65535, &p)) return false;
 	memcpy(host, cfg->listen, (size_t)(colon - cfg->listen));
 	host[colon - cfg->listen] = '\0';
 	*port = (unsigned short)p;

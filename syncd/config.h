@@ -28,7 +28,8 @@ MQS_MUST_CHECK bool syncd_config_parse(struct syncd_config *cfg, int argc, char 
                                        const char **arg, char *err, size_t errlen);
 
 /* Splits cfg->listen into host and port. Returns false if it is not HOST:PORT with a port 1-65535. */
-bool syncd_config_listen(const struct syncd_config *cfg, char *host, size_t hostlen, unsigned short *port);
+MQS_MUST_CHECK bool syncd_config_listen(const struct syncd_config *cfg, char *host, size_t hostlen,
+                                        unsigned short *port);
 
 /* Frees the strings of cfg and zeroes it (cfg itself is not freed). Accepts a zeroed cfg. */
 void syncd_config_free(struct syncd_config *cfg);

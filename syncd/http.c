@@ -16,6 +16,7 @@
 
 #include "groups.h"
 #include "input.h"
+#include "util.h"
 #include "messages.h"
 #include "ops.h"
 #include "slog.h"
@@ -270,7 +271,7 @@ static unsigned check_params(const char *pattern, const char **params, struct sy
 		const char *v = params[np++];
 		if(!strncmp(p, "{id}", 4)) {
 			int64_t id;
-			if(!input_int(v, 1, INT64_MAX, &id))
+			if(!mqs_parse_int(v, 1, INT64_MAX, &id))
 				return syncd_bad_request(reply, "id: expected a positive integer");
 		} else if(!mqs_id_valid(v)) {
 			return syncd_error(reply, 400, "bad_request", "%s: must match [A-Za-z0-9_-]{1,64}",

@@ -8,28 +8,6 @@
 
 #include "ids.h"
 
-bool input_int(const char *s, int64_t min, int64_t max, int64_t *out)
-{
-	bool neg = false;
-	uint64_t v = 0;
-	int digits = 0;
-
-	if(s == NULL) return false;
-	if(*s == '-') {
-		neg = true;
-		s++;
-	}
-	for(; *s; s++, digits++) {
-		if(*s < '0' || *s > '9' || digits >= 19) return false;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	if(digits == 0 || v > (uint64_t)INT64_MAX) return false;
-	int64_t r = neg ? -(int64_t)v : (int64_t)v;
-	if(r < min || r > max) return false;
-	*out = r;
-	return true;
-}
-
 static int hexval(char c)
 {
 	if(c >= '0' && c <= '9') return c - '0';

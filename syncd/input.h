@@ -9,10 +9,6 @@
 #include <stdint.h>
 #include "util.h"
 
-/* Parses a decimal integer in [min, max] (no sign other than a leading '-', no spaces, no
- * leading '+', at most 19 digits). Returns false for anything else, including NULL and "". */
-MQS_MUST_CHECK bool input_int(const char *s, int64_t min, int64_t max, int64_t *out);
-
 /* Decodes %HH escapes of a URL path or query value in place and returns the new length. "%00"
  * (and malformed escapes) stay as they are, so a NUL can never cut a path short: "fam%00" is then
  * simply an invalid id. */

@@ -98,7 +98,7 @@ int main(int argc, char **argv)
 
 	mqs_log_init("mqsyncd", MQS_LOG_INFO);
 	if(!syncd_config_parse(&cfg, argc - 1, argv + 1, &cmd, &arg, err, sizeof(err))) {
-		fprintf(stderr, "mqsyncd: %s\n", err);
+		syncd_log(MQS_LOG_ERR, NULL, "%s", err);
 		syncd_config_free(&cfg);
 		return 2;
 	}

@@ -10,6 +10,7 @@
 
 #include "http.h"
 #include "input.h"
+#include "util.h"
 #include "jsonw.h"
 #include "msgjson.h"
 #include "store_groups.h"
@@ -81,10 +82,10 @@ static unsigned sync_parse(struct syncd_call *call, struct sync_req *q, struct s
 	q->group = syncd_query(call, "group");
 	if(!syncd_query_only(call, sync_args, reply)) return 400;
 	v = syncd_query(call, "limit");
-	if(v != NULL && !input_int(v, 1, SYNC_LIMIT_MAX, &q->limit))
+	if(v != NULL && !mqs_parse_int(v, 1, SYNC_LIMIT_MAX, &q->limit))
 		return syncd_bad_request(reply, "limit: expected an integer from 1 to 1000");
 	v = syncd_query(call, "wait");
-	if(v != NULL && !input_int(v, 0, SYNC_WAIT_MAX, &q->wait))
+	if(v != NULL && !mqs_parse_int(v, 0, SYNC_WAIT_MAX, &q->wait))
 		return syncd_bad_request(reply, "wait: expected an integer from 0 to 60 (seconds)");
 	if(q->group != NULL && !mqs_id_valid(q->group))
 		return syncd_bad_request(reply, "group: must match [A-Za-z0-9_-]{1,64}");
@@ -310,7 +311,7 @@ unsigned messages_status(struct syncd_call *call, struct syncd_reply *reply)
 	int64_t id;
 	json_t *out;
 
-	if(!input_int(call->params[0], 1, INT64_MAX, &id))
+	if(!mqs_parse_int(call->params[0], 1, INT64_MAX, &id))
 		return syncd_bad_request(reply, "id: expected a positive integer");
 	enum store_rc rc = store_message_status(call->db, id, call->user, call->receipts_max_members, &out);
 	if(rc == STORE_NOT_MEMBER) return syncd_error(reply, 403, "forbidden", "not a member of the message's group");
@@ -333,11 +334,11 @@ unsigned messages_history(struct syncd_call *call, struct syncd_reply *reply)
 	struct store_msgs *msgs;
 
 	if(!syncd_query_only(call, history_args, reply)) return 400;
-	if(vb != NULL && !input_int(vb, 1, INT64_MAX, &before))
+	if(vb != NULL && !mqs_parse_int(vb, 1, INT64_MAX, &before))
 		return syncd_bad_request(reply, "before: expected a positive integer (a seq)");
-	if(va != NULL && !input_int(va, 0, INT64_MAX, &after))
+	if(va != NULL && !mqs_parse_int(va, 0, INT64_MAX, &after))
 		return syncd_bad_request(reply, "after: expected a non-negative integer (a seq)");
-	if(vl != NULL && !input_int(vl, 1, SYNC_LIMIT_MAX, &limit))
+	if(vl != NULL && !mqs_parse_int(vl, 1, SYNC_LIMIT_MAX, &limit))
 		return syncd_bad_request(reply, "limit: expected an integer from 1 to 1000");
 	unsigned status = need_member(call, gid, &ga, reply);
 	if(status) return status;

@@ -341,7 +341,7 @@ enum store_rc store_message_status(struct db_conn *db, int64_t id, const char *u
 	}
 	if(rc != STORE_OK) goto done;
 	*out = json_pack("{s:I,s:s,s:I,s:s,s:{s:I,s:I,s:I}}", "id", (json_int_t)id, "group", gid, "seq",
-	                 (json_int_t)strtoll(seq, NULL, 10), "sender", sender, "counts", "pending", (json_int_t)c[0],
+	                 (json_int_t)mqs_pg_int(res, 0, 1), "sender", sender, "counts", "pending", (json_int_t)c[0],
 	                 "delivered", (json_int_t)c[1], "read", (json_int_t)c[2]);
 	if(*out != NULL && recipients != NULL) {
 		/* json_object_set_new takes recipients, also when it fails. */

@@ -48,7 +48,7 @@ enum waiters_result {
 
 /* Must be called from the access handler of conn. Registers w and suspends conn atomically with
  * respect to notifications, so none is lost between the handler's query and the suspension. */
-enum waiters_result waiters_suspend(struct waiters *ws, struct waiter *w, struct MHD_Connection *conn);
+MQS_MUST_CHECK enum waiters_result waiters_suspend(struct waiters *ws, struct waiter *w, struct MHD_Connection *conn);
 
 /* For /metrics. */
 size_t waiters_count(struct waiters *ws);

@@ -49,7 +49,11 @@ static void check_set(struct target *t, const struct mqs_conf_entry *e, const ch
 	case MQS_CONF_LONG:
 		errno = 0;
 		n = strtol(v, &end, 10);
-		FUZZ_CHECK(ok == (errno == 0 && end != v && *end == '\0' && n >= e->min && n <= e->max));
+		/* strict: -?[0-9]+ only (strtol would also take white space and '+') */
+		FUZZ_CHECK(ok ==
+		           (errno == 0 && end != v && *end == '\0' && strspn(v + (v[0] == '-'), "0123456789") > 0 &&
+		            strspn(v + (v[0] == '-'), "0123456789") == strlen(v + (v[0] == '-')) && n >= e->min &&
+		            n <= e->max));
 		if(ok) FUZZ_CHECK(t->num == n);
 		break;
 	case MQS_CONF_ENUM: {

@@ -1,23 +1,23 @@
-/* fuzz_input_text: mqsyncd's text input parsers (syncd/input.c) on any string: input_int against
+/* fuzz_input_text: mqsyncd's text input parsers on any string: mqs_parse_int (common/util.c) against
  * strtoll, input_unescape, input_bearer and input_is_json_type against the rules input.h states. */
 #include <errno.h>
 #include <strings.h>
 
 #include "fuzz.h"
 #include "input.h"
+#include "util.h"
 
-/* input.h's rule: -?[0-9]{1,19}, in range. (INT64_MIN, 19 digits, is outside: the parser accumulates
- * the magnitude as a positive int64.) */
+/* util.h's rule for mqs_parse_int: -?[0-9]+ (leading zeros allowed), within int64 and in range. */
 static bool int_reference(const char *s, int64_t min, int64_t max, int64_t *out)
 {
 	const char *d = s[0] == '-' ? s + 1 : s;
 	size_t n = strlen(d);
 	char *end;
 
-	if(n == 0 || n > 19 || strspn(d, "0123456789") != n) return false;
+	if(n == 0 || strspn(d, "0123456789") != n) return false;
 	errno = 0;
 	long long v = strtoll(s, &end, 10);
-	if(errno != 0 || *end != '\0' || v == INT64_MIN || v < min || v > max) return false;
+	if(errno != 0 || *end != '\0' || v < min || v > max) return false;
 	*out = v;
 	return true;
 }
@@ -28,7 +28,7 @@ static void check_int(const char *s)
 
 	for(size_t i = 0; i < sizeof(bounds) / sizeof(bounds[0]); i++) {
 		int64_t got = 42, want = 42;
-		bool ok = input_int(s, bounds[i][0], bounds[i][1], &got);
+		bool ok = mqs_parse_int(s, bounds[i][0], bounds[i][1], &got);
 		FUZZ_CHECK(ok == int_reference(s, bounds[i][0], bounds[i][1], &want));
 		FUZZ_CHECK(got == want);
 	}

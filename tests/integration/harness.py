@@ -47,6 +47,17 @@ STOP_TIMEOUT = float(os.environ.get("MQSYNC_STOP_TIMEOUT", "30"))
 SANITIZER_ENV = {"ASAN_OPTIONS": "abort_on_error=1:detect_leaks=1",
                  "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
 
+def run_cli(argv, env=None, **kw):
+    """Runs a short-lived mqsyncd command (migrate, user add, --help...) as subprocess.run does, with
+    the sanitizer settings of this pass; fails (AssertionError) if it died of a signal or its stderr
+    holds a sanitizer report, which a plain subprocess.run would let pass."""
+    full_env = dict(os.environ if env is None else env, **(SANITIZER_ENV if SANITIZE else {}))
+    r = subprocess.run(argv, capture_output=True, text=True, env=full_env, **kw)
+    if r.returncode < 0 or any(m in r.stderr for m in SANITIZER_MARKERS):
+        raise AssertionError("%s: exit %d, stderr:\n%s" % (" ".join(argv[:3]), r.returncode, r.stderr))
+    return r
+
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
 
@@ -530,7 +541,7 @@ class Harness:
         return self.pg
 
     def migrate(self, conninfo):
-        r = subprocess.run([MQSYNCD, "migrate", "--db", conninfo], capture_output=True, text=True)
+        r = run_cli([MQSYNCD, "migrate", "--db", conninfo])
         if r.returncode != 0:
             raise RuntimeError("mqsyncd migrate failed: " + r.stderr)
         return r
@@ -539,7 +550,7 @@ class Harness:
         argv = [MQSYNCD, "user", "add", uid, "--db", conninfo or self.pg.dsn()]
         if admin:
             argv.append("--admin")
-        r = subprocess.run(argv, capture_output=True, text=True)
+        r = run_cli(argv)
         if r.returncode != 0:
             raise RuntimeError("user add failed: " + r.stderr)
         return r.stdout.strip()

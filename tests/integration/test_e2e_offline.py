@@ -9,15 +9,6 @@ import mqttc
 from mqttc import NOT_AUTHORIZED, RawV5, Sub
 
 
-def poll(fn, timeout=3.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(step)
-
-
 class OfflineStoryTest(unittest.TestCase):
     def test_offline_story_and_live_changes(self):
         with harness.Harness("e2e-offline") as h:
@@ -42,7 +33,7 @@ class OfflineStoryTest(unittest.TestCase):
                 rc = c.subscribe("groups/family/messages")
                 c.close()
                 return rc < 0x80
-            self.assertTrue(poll(can_subscribe, 1.0))
+            self.assertTrue(harness.wait_for(can_subscribe, 1.0))
             bob = Sub(m.port, "bob", tok["bob"], ["groups/family/messages"])
             self.assertEqual(bob.suback, [1])
 
@@ -58,7 +49,7 @@ class OfflineStoryTest(unittest.TestCase):
             def sync_three():
                 st, page, _ = sd.request("GET", "/messages/sync?limit=100", token=tok["carol"])
                 return page if st == 200 and len(page["messages"]) == 3 else None
-            page = poll(sync_three, 30.0)
+            page = harness.wait_for(sync_three, 30.0)
             self.assertTrue(page)
             msgs = page["messages"]
             self.assertEqual([(x["id"], x["seq"], x["ts"]) for x in msgs],
@@ -96,7 +87,7 @@ class OfflineStoryTest(unittest.TestCase):
             def carol_read():
                 st, status, _ = sd.request("GET", "/messages/%d/status" % msgs[2]["id"], token=tok["alice"])
                 return {r["user"]: r["status"] for r in status["recipients"]}.get("carol") == "read"
-            self.assertTrue(poll(carol_read, 30.0))
+            self.assertTrue(harness.wait_for(carol_read, 30.0))
 
             # Membership added over HTTP: inbox event and access within 1 s.
             inbox = Sub(m.port, "dave", tok["dave"], ["users/dave/inbox"])
@@ -127,7 +118,7 @@ class OfflineStoryTest(unittest.TestCase):
             self.assertLess(time.monotonic() - t0, 1.0)
             bob.c.loop_stop()
             self.assertEqual(mqttc.connect_rc(m.port, "bob", tok["bob"]), NOT_AUTHORIZED)
-            self.assertTrue(poll(lambda: mqttc.connect_rc(m.port, "bob", new) == 0, 1.0))
+            self.assertTrue(harness.wait_for(lambda: mqttc.connect_rc(m.port, "bob", new) == 0, 1.0))
             st, _, _ = sd.request("GET", "/groups", token=tok["bob"])
             self.assertEqual(st, 401)
             a.close()

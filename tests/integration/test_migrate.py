@@ -1,5 +1,4 @@
 """mqsyncd migrate: applies sql/ in order, once, safely from two processes at once."""
-import subprocess
 import threading
 import unittest
 
@@ -14,8 +13,7 @@ class MigrateTest(unittest.TestCase):
             results = []
 
             def run():
-                results.append(subprocess.run([harness.MQSYNCD, "migrate", "--db", pg.dsn()],
-                                              capture_output=True, text=True))
+                results.append(harness.run_cli([harness.MQSYNCD, "migrate", "--db", pg.dsn()]))
             threads = [threading.Thread(target=run) for _ in range(2)]
             for t in threads:
                 t.start()
@@ -51,9 +49,8 @@ class MigrateTest(unittest.TestCase):
             self.assertEqual(pg.psql("SELECT count(*) FROM messages"), "1")
 
     def test_unreachable_database(self):
-        r = subprocess.run([harness.MQSYNCD, "migrate", "--db",
-                            "host=127.0.0.1 port=%d dbname=x connect_timeout=2" % harness.free_port()],
-                           capture_output=True, text=True)
+        r = harness.run_cli([harness.MQSYNCD, "migrate", "--db",
+                             "host=127.0.0.1 port=%d dbname=x connect_timeout=2" % harness.free_port()])
         self.assertEqual(r.returncode, 1)
         self.assertIn("cannot connect to the database", r.stderr)
 

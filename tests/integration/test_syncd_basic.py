@@ -1,5 +1,4 @@
 """mqsyncd: command line, user add, /healthz (including a database outage), error objects."""
-import subprocess
 import time
 import unittest
 
@@ -7,7 +6,7 @@ import harness
 
 
 def run(*args, env=None):
-    return subprocess.run([harness.MQSYNCD] + list(args), capture_output=True, text=True, env=env)
+    return harness.run_cli([harness.MQSYNCD] + list(args), env=env)
 
 
 class CommandLineTest(unittest.TestCase):

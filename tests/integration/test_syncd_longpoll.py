@@ -43,15 +43,6 @@ def metric(sd, name):
     return int(m.group(1)) if m else None
 
 
-def wait_for(pred, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 class LongPollTest(unittest.TestCase):
     def test_held_request_with_revoked_token_gets_401(self):
         with harness.Harness("syncd-lp-revoke") as h:
@@ -60,7 +51,7 @@ class LongPollTest(unittest.TestCase):
             sd = h.syncd()
             self.assertEqual(sd.request("POST", "/groups", {"id": "gr", "members": ["bob"]}, token=ta)[0], 201)
             w = Waiter(sd, tb, "wait=30")
-            self.assertTrue(wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 1))
+            self.assertTrue(harness.wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 1))
             # Rotate bob's token while the request is held, then wake it with a message.
             s, rotated, _ = sd.request("POST", "/users/bob/token", token=tb)
             self.assertEqual(s, 201, rotated)
@@ -84,13 +75,13 @@ class LongPollTest(unittest.TestCase):
             db = pg.connect()
             for g in ("ga", "gb"):
                 self.assertEqual(sd.request("POST", "/groups", {"id": g, "members": ["bob"]}, token=ta)[0], 201)
-            self.assertTrue(wait_for(lambda: metric(sd, "mqsyncd_listener_connected") == 1))
+            self.assertTrue(harness.wait_for(lambda: metric(sd, "mqsyncd_listener_connected") == 1))
 
             # Wake-up: the held request returns the message within milliseconds of the commit.
             lat = []
             for i in range(5):
                 w = Waiter(sd, tb, "wait=10")
-                self.assertTrue(wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 1))
+                self.assertTrue(harness.wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 1))
                 committed = send(db, "ga", "alice", ["wake %d" % i])
                 w.join(15)
                 status, body, done = w.result
@@ -118,7 +109,7 @@ class LongPollTest(unittest.TestCase):
 
             # Targeting: a waiter on group ga is not answered by a message in gb.
             w = Waiter(sd, tb, "wait=2&group=ga")
-            self.assertTrue(wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 1))
+            self.assertTrue(harness.wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 1))
             send(db, "gb", "alice", ["elsewhere"])
             w.join(10)
             self.assertEqual(w.result[1]["messages"], [])
@@ -126,7 +117,7 @@ class LongPollTest(unittest.TestCase):
             # A device waiting with its own position (after) wakes too.
             s, b, _ = sd.request("GET", "/messages/sync", token=tb)
             w = Waiter(sd, tb, "wait=10&after=" + b["next"])
-            self.assertTrue(wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 1))
+            self.assertTrue(harness.wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 1))
             send(db, "gb", "alice", ["for the device"])
             w.join(15)
             self.assertEqual([m["payload"] for m in w.result[1]["messages"]], ["for the device"])
@@ -134,9 +125,9 @@ class LongPollTest(unittest.TestCase):
             # Joining a group wakes a waiting user, who then sees that group's messages.
             tc = h.user_add("carol")
             w = Waiter(sd, tc, "wait=10")
-            self.assertTrue(wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 1))
+            self.assertTrue(harness.wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 1))
             self.assertEqual(sd.request("PUT", "/groups/ga/members/carol", token=ta)[0], 200)
-            self.assertTrue(wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 1))
+            self.assertTrue(harness.wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 1))
             send(db, "ga", "alice", ["welcome"])
             w.join(15)
             self.assertEqual([m["payload"] for m in w.result[1]["messages"]], ["welcome"])
@@ -148,7 +139,7 @@ class LongPollTest(unittest.TestCase):
             tb = h.user_add("bob")
             sd = h.syncd()
             waiters = [Waiter(sd, tb, "wait=60") for _ in range(3)]
-            self.assertTrue(wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 3))
+            self.assertTrue(harness.wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 3))
             t0 = time.monotonic()
             self.assertEqual(sd.proc.stop(), 0)
             for w in waiters:
@@ -169,9 +160,9 @@ class LongPollTest(unittest.TestCase):
                 self.assertEqual(s, 201)
                 toks[u] = b["token"]
             self.assertEqual(sd.request("POST", "/groups", {"id": "big", "members": users}, token=ta)[0], 201)
-            self.assertTrue(wait_for(lambda: metric(sd, "mqsyncd_listener_connected") == 1))
+            self.assertTrue(harness.wait_for(lambda: metric(sd, "mqsyncd_listener_connected") == 1))
             waiters = [Waiter(sd, toks[u], "wait=30") for u in users]
-            self.assertTrue(wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 50, 20))
+            self.assertTrue(harness.wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 50, 20))
             # 50 held requests, 2 threads, 2 pooled connections: everything else still answers.
             t0 = time.monotonic()
             for _ in range(10):
@@ -193,19 +184,19 @@ class LongPollTest(unittest.TestCase):
             # Database outage while requests wait: they still end (no hang), and long-poll works
             # again once the database is back (the listener reconnects by itself).
             waiters = [Waiter(sd, toks[u], "wait=3&after=" + w.result[1]["next"]) for u, w in zip(users[:5], waiters)]
-            self.assertTrue(wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 5, 10))
+            self.assertTrue(harness.wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 5, 10))
             pg.stop()
             for w in waiters:
                 w.join(20)
                 self.assertIn(w.result[0], (200, 503))
             self.assertEqual(sd.request("GET", "/messages/sync", token=ta)[0], 503)
             pg.start()
-            self.assertTrue(wait_for(lambda: sd.request("GET", "/healthz")[0] == 200, 20))
-            self.assertTrue(wait_for(lambda: metric(sd, "mqsyncd_listener_connected") == 1, 10))
+            self.assertTrue(harness.wait_for(lambda: sd.request("GET", "/healthz")[0] == 200, 20))
+            self.assertTrue(harness.wait_for(lambda: metric(sd, "mqsyncd_listener_connected") == 1, 10))
             db = pg.connect()
             sd.request("POST", "/messages/ack", {"acks": [{"group": "big", "seq": 1}]}, token=toks["u00"])
             w = Waiter(sd, toks["u00"], "wait=20")
-            self.assertTrue(wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 1, 10))
+            self.assertTrue(harness.wait_for(lambda: metric(sd, "mqsyncd_longpoll_waiting") == 1, 10))
             send(db, "big", "alice", ["after the outage"])
             w.join(20)
             self.assertEqual([m["payload"] for m in w.result[1]["messages"]], ["after the outage"])

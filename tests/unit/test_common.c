@@ -59,21 +59,31 @@ static void test_tokens(void **state)
 	assert_memory_equal(ha, abc, 32);
 }
 
-static void test_parse_long(void **state)
+static void test_parse_int(void **state)
 {
-	long v = 7;
+	int64_t v = 7;
 
-	assert_true(mqs_parse_long("42", 0, 100, &v));
+	assert_true(mqs_parse_int("42", 0, 100, &v));
 	assert_int_equal(v, 42);
-	assert_true(mqs_parse_long("-5", -10, 10, &v));
+	assert_true(mqs_parse_int("-5", -10, 10, &v));
 	assert_int_equal(v, -5);
 	v = 7;
-	assert_false(mqs_parse_long("", 0, 100, &v));
-	assert_false(mqs_parse_long("12abc", 0, 100, &v));
-	assert_false(mqs_parse_long("101", 0, 100, &v));
-	assert_false(mqs_parse_long("99999999999999999999", 0, 100, &v));
-	assert_false(mqs_parse_long(NULL, 0, 100, &v));
+	assert_false(mqs_parse_int("", 0, 100, &v));
+	assert_false(mqs_parse_int("12abc", 0, 100, &v));
+	assert_false(mqs_parse_int("101", 0, 100, &v));
+	assert_false(mqs_parse_int("99999999999999999999", 0, 100, &v));
+	assert_false(mqs_parse_int(NULL, 0, 100, &v));
+	assert_false(mqs_parse_int(" 5", 0, 100, &v)); /* strict: no white space, no '+' */
+	assert_false(mqs_parse_int("+5", 0, 100, &v));
+	assert_false(mqs_parse_int("-", -10, 10, &v));
+	assert_false(mqs_parse_int("9223372036854775808", INT64_MIN, INT64_MAX, &v));
 	assert_int_equal(v, 7); /* unchanged on failure */
+	assert_true(mqs_parse_int("9223372036854775807", INT64_MIN, INT64_MAX, &v));
+	assert_true(v == INT64_MAX);
+	assert_true(mqs_parse_int("-9223372036854775808", INT64_MIN, INT64_MAX, &v));
+	assert_true(v == INT64_MIN);
+	assert_true(mqs_parse_int("0000000000000000000000042", 0, 100, &v)); /* leading zeros are no overflow */
+	assert_int_equal(v, 42);
 }
 
 static void test_deadline(void **state)
@@ -120,7 +130,7 @@ static void test_online_rule(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_ids),      cmocka_unit_test(test_tokens), cmocka_unit_test(test_parse_long),
+	        cmocka_unit_test(test_ids),      cmocka_unit_test(test_tokens), cmocka_unit_test(test_parse_int),
 	        cmocka_unit_test(test_deadline), cmocka_unit_test(test_grow),   cmocka_unit_test(test_online_rule),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,19 +11,19 @@
 static void test_int(void **state)
 {
 	int64_t v = -7;
-	assert_true(input_int("0", 0, 10, &v));
+	assert_true(mqs_parse_int("0", 0, 10, &v));
 	assert_true(v == 0);
-	assert_true(input_int("1000", 1, 1000, &v));
+	assert_true(mqs_parse_int("1000", 1, 1000, &v));
 	assert_true(v == 1000);
-	assert_true(input_int("-5", -10, 10, &v));
+	assert_true(mqs_parse_int("-5", -10, 10, &v));
 	assert_true(v == -5);
-	assert_true(input_int("9223372036854775807", 0, INT64_MAX, &v));
+	assert_true(mqs_parse_int("9223372036854775807", 0, INT64_MAX, &v));
 	assert_true(v == INT64_MAX);
 	const char *bad[] = {
 	        "",     "-",  "+1",  " 1", "1 ", "1.0", "1e3", "0x10", "99999999999999999999", "9223372036854775808",
 	        "1001", "-1", "abc", NULL};
-	for(const char **b = bad; *b; b++) assert_false(input_int(*b, 0, 1000, &v));
-	assert_false(input_int(NULL, 0, 1, &v));
+	for(const char **b = bad; *b; b++) assert_false(mqs_parse_int(*b, 0, 1000, &v));
+	assert_false(mqs_parse_int(NULL, 0, 1, &v));
 }
 
 static void test_unescape(void **state)
