@@ -34,32 +34,46 @@ static int refuse(struct mqs_plugin *p, const struct mosquitto_evt_message *ev, 
 	return MOSQ_ERR_ACL_DENIED;
 }
 
-/* Finds the cid user property. Returns 0 when absent, 1 when found (copied into cid), -1 when
- * invalid (why set). */
+/* Mosquitto's property list node: the leading fields of struct mqtt5__property, identical in 2.0.x
+ * (lib/property_mosq.h) and 2.1.x (libcommon/property_common.h; 2.1 adds fields after identifier).
+ * Upstream 2.0.x exports no property reader (src/linker.syms), so the list is walked through this
+ * layout (SPEC 9: only symbols every supported broker exports). Checked by test_compat_symbols.py
+ * and by every cid test running on all three brokers. */
+struct mosq_string {
+	char *v;
+	uint16_t len;
+};
+struct mosq_property {
+	struct mosq_property *next;
+	union {
+		uint8_t i8;
+		uint16_t i16;
+		uint32_t i32;
+		uint32_t varint;
+		struct mosq_string bin;
+		struct mosq_string s;
+	} value;
+	struct mosq_string name;
+	int32_t identifier;
+};
+
+/* Finds the cid user property (the first one named "cid"). Returns 0 when absent, 1 when found
+ * (copied into cid), -1 when invalid (why set). */
 static int find_cid(const mosquitto_property *props, char cid[65], const char **why)
 {
-	char *name = NULL, *value = NULL;
-	int found = 0;
-	const mosquitto_property *prop =
-	        mosquitto_property_read_string_pair(props, MQTT_PROP_USER_PROPERTY, &name, &value, false);
-
-	while(prop != NULL) {
-		if(name != NULL && strcmp(name, "cid") == 0 && found == 0) {
-			size_t n = value ? strlen(value) : 0;
-			if(n == 0 || n > 64) {
-				*why = "cid must be 1 to 64 bytes";
-				found = -1;
-			} else {
-				memcpy(cid, value, n + 1);
-				found = 1;
-			}
+	for(const struct mosq_property *prop = (const void *)props; prop != NULL; prop = prop->next) {
+		if(prop->identifier != MQTT_PROP_USER_PROPERTY || prop->name.v == NULL) continue;
+		if(prop->name.len != 3 || memcmp(prop->name.v, "cid", 3) != 0) continue;
+		size_t n = prop->value.s.v ? prop->value.s.len : 0;
+		if(n == 0 || n > 64) {
+			*why = "cid must be 1 to 64 bytes";
+			return -1;
 		}
-		mosquitto_free(name);
-		mosquitto_free(value);
-		name = value = NULL;
-		prop = mosquitto_property_read_string_pair(prop, MQTT_PROP_USER_PROPERTY, &name, &value, true);
+		memcpy(cid, prop->value.s.v, n);
+		cid[n] = '\0';
+		return 1;
 	}
-	return found;
+	return 0;
 }
 
 /* A new message item for the event, with the next origin; NULL with *why set when refused

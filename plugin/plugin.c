@@ -15,6 +15,31 @@
 #define EXPORT              __attribute__((visibility("default")))
 #define SPOOL_SEGMENT_BYTES (64L * 1024 * 1024)
 #define FIRST_LOAD_WAIT_MS  5000
+/* How long the broker loop may wait idle before the next TICK: 2.0's fixed epoll timeout, asked for
+ * explicitly on 2.1 (see ask_tick_within). */
+#define IDLE_TICK_MS 100
+/* MOSQ_EVT_CONNECT: an event 2.1 added (2.0's headers do not name it); registering it fails on 2.0. */
+#define EVT_CONNECT_21 11
+
+/* 2.1's loop waits in epoll until its next event (24 h when idle; 2.0 waits at most 100 ms), and it
+ * runs a TICK callback only once the time the callback asked for has passed — so a plain
+ * next_ms = 100 would skip the TICK of every loop iteration that socket activity starts within those
+ * 100 ms, and that iteration's wait would again be unbounded (the wake-up, a receipt, a commit with
+ * wake_address none would sit there until a keepalive or $SYS update). The answer below keeps
+ * 2.0's behaviour: a TICK on every iteration, and an idle wait of at most IDLE_TICK_MS. 2.1.2
+ * (src/plugin_tick.c) lowers the wait by next_s * 1000 + next_ms = IDLE_TICK_MS and records the
+ * callback's next run as now + next_s s + next_ms ms, carrying at most one second out of the
+ * nanoseconds, and compares seconds first: with next_s = -2 the recorded seconds are one before
+ * now (the nanoseconds hold the rest, unnormalised), so every later iteration runs it. On a
+ * 2.1 that normalises fully, this degrades to next_ms = IDLE_TICK_MS: waits of up to 5 s (2.1's
+ * keepalive check) with clients connected, 24 h without; test_compat_loop.py would fail. The
+ * field 2.1 calls next_ms is next_ns in 2.0's headers, at the same offset; 2.0 reads neither field,
+ * and this is only written when the loop is 2.1's (p->loop_21). */
+static void ask_tick_within(struct mosquitto_evt_tick *ev)
+{
+	ev->next_s = -2;
+	ev->next_ns = 2000 + IDLE_TICK_MS; /* 2.1: next_ms */
+}
 
 static int on_tick(int event, void *event_data, void *userdata)
 {
@@ -22,6 +47,7 @@ static int on_tick(int event, void *event_data, void *userdata)
 	struct mqs_plugin *p = userdata;
 
 	(void)event;
+	if(p->loop_21) ask_tick_within(ev);
 	p->reauth_pass = false;
 	mqs_wake_tick(&p->wake);
 	/* Every tick re-arms the wake-up, even with nothing to drain: a poke that arrived after the
@@ -67,6 +93,25 @@ static void plugin_free(struct mqs_plugin *p)
 	hmap_free(p->catchups);
 	mqs_config_free(&p->cfg);
 	free(p);
+}
+
+static int on_probe(int event, void *event_data, void *userdata)
+{
+	(void)event;
+	(void)event_data;
+	(void)userdata;
+	return MOSQ_ERR_SUCCESS;
+}
+
+/* True when the broker knows 2.1's events (and so runs 2.1's loop): registering MOSQ_EVT_CONNECT
+ * succeeds there and fails with MOSQ_ERR_NOT_SUPPORTED on 2.0. No broker exports a version call
+ * on all three versions; the probe callback is removed at once. */
+static bool broker_has_21_events(mosquitto_plugin_id_t *identifier)
+{
+	if(mosquitto_callback_register(identifier, EVT_CONNECT_21, on_probe, NULL, NULL) != MOSQ_ERR_SUCCESS)
+		return false;
+	mosquitto_callback_unregister(identifier, EVT_CONNECT_21, on_probe, NULL);
+	return true;
 }
 
 static void free_ptr(void *v)
@@ -144,6 +189,7 @@ EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_
 
 	if(p == NULL) return MOSQ_ERR_NOMEM;
 	p->pid = identifier;
+	p->loop_21 = broker_has_21_events(identifier);
 	mqs_queue_init(&p->to_writer);
 	mqs_queue_init(&p->to_broker);
 	mqs_queue_init(&p->to_catchup);
@@ -161,8 +207,8 @@ EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_
 		plugin_free(p);
 		return MOSQ_ERR_INVAL;
 	}
-	mqs_plog(NULL, MOSQ_LOG_NOTICE, "plugin %s starting: %s", MQS_VERSION,
-	         mqs_config_describe(&p->cfg, desc, sizeof(desc)));
+	mqs_plog(NULL, MOSQ_LOG_NOTICE, "plugin %s starting (broker API %s): %s", MQS_VERSION,
+	         p->loop_21 ? "2.1" : "2.0", mqs_config_describe(&p->cfg, desc, sizeof(desc)));
 	if(!plugin_alloc(p) || !plugin_start(p)) goto fail;
 
 	for(registered = 0; registered < CALLBACK_COUNT; registered++) {

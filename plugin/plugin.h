@@ -314,6 +314,7 @@ struct mqs_plugin {
 	struct hmap *conns;      /* uid -> (void *)(intptr_t) live connection count on this node */
 	bool reauth_pass;        /* between MOSQ_EVT_RELOAD and the next TICK: SIGHUP re-authenticates every
 	                            session, connected or not, through BASIC_AUTH */
+	bool loop_21;            /* the broker has 2.1's loop (see plugin.c, on_tick): set once at init */
 	uint8_t epoch[8];        /* random per process start: first half of every origin */
 	uint64_t next_origin;    /* second half */
 	char sentinel[48];       /* payload of held-back originals; unique to this process */

@@ -14,6 +14,7 @@ MQSYNC_PACKAGES=(
   wrk
   clang-format-14
   clang-14 libclang-rt-14-dev
+  libcjson-dev  # the compatibility matrix builds upstream 2.0.21 and 2.1.2 with it
 )
 # The formatter scripts/test checks with: pinned, so every machine formats alike.
 MQSYNC_CLANG_FORMAT=clang-format-14
