@@ -1,6 +1,7 @@
 /* syncpage: the pure page logic of sync: which messages one page fetches, given a device's token and
  * the user's memberships, and the `next` token after it. No I/O, no HTTP: mqsyncd's
- * GET /messages/sync uses it, and the plugin's catch-up over MQTT can, with the same tokens. */
+ * GET /messages/sync and the plugin's catch-up over MQTT both use it, with the same tokens (their
+ * statements: common/syncsql.h). */
 #ifndef MQS_SYNCPAGE_H
 #define MQS_SYNCPAGE_H
 
@@ -11,6 +12,10 @@
 #include "ids.h"
 #include "synctoken.h"
 #include "util.h"
+
+#define SYNCPAGE_LIMIT_DEFAULT 100     /* messages per page without `limit` (SPEC 5.2) */
+#define SYNCPAGE_LIMIT_MAX     1000    /* at most */
+#define SYNCPAGE_MAX_BYTES     1048576 /* a page ends early once it holds this many payload bytes */
 
 /* One of the user's groups as a sync page sees it. */
 struct syncpage_group {

@@ -35,6 +35,9 @@ static bool governed(const struct mqs_state *st, const struct mqs_topic *t, cons
 	case MQS_TOPIC_INBOX:
 		/* Only the server publishes here (mosquitto_broker_publish skips WRITE checks). */
 		return !write && strcmp(t->id, uid) == 0;
+	case MQS_TOPIC_SYNC:
+		/* Catch-up requests (SPEC 3.6): {uid} publishes, nobody subscribes. */
+		return write && strcmp(t->id, uid) == 0;
 	case MQS_TOPIC_ALERTS:
 		if(!write) return true;
 		u = mqs_state_user(st, uid);
@@ -57,6 +60,8 @@ static struct mqs_acl_decision refused(const struct mqs_state *st, const char *u
 		d.why = "only admin users publish alerts";
 	} else if(uid != NULL && t.kind == MQS_TOPIC_INBOX) {
 		d.why = access == MOSQ_ACL_WRITE ? "only the server publishes to inboxes" : "another user's inbox";
+	} else if(uid != NULL && t.kind == MQS_TOPIC_SYNC) {
+		d.why = access == MOSQ_ACL_WRITE ? "another user's sync topic" : "nobody subscribes to sync topics";
 	}
 	return d;
 }

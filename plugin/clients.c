@@ -186,6 +186,7 @@ int mqs_on_disconnect(int event, void *event_data, void *userdata)
 		p->last_auth_id = NULL;
 		p->last_auth = NULL;
 	}
+	mqs_catchup_forget(p, ev->client); /* a page in flight for this connection is dropped */
 	if(c == NULL) return MOSQ_ERR_SUCCESS;
 	if(c->online) {
 		if(!c->wake && c->user[0] != '\0') presence_change(p, c->user, -1);

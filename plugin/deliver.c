@@ -1,7 +1,7 @@
 /* deliver: the last step — everything the threads hand back to the broker thread, in one drain
  * loop: stored messages are stamped and published (SPEC 3.2, 7.3), applied receipts broadcast
- * (3.3), state changes applied through state.c and acted on (inbox events 3.4, token
- * revocation), log lines printed. Broker thread only. */
+ * (3.3), catch-up pages sent to the connection that asked (3.6), state changes applied through state.c and acted on
+ * (inbox events 3.4, token revocation), log lines printed. Broker thread only. */
 #include <jansson.h>
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
@@ -13,8 +13,10 @@
 #include "msgjson.h"
 #include "plugin.h"
 
-/* Publishes buf (copied) to topic for every subscriber. Takes ownership of props. */
-static void publish(const char *topic, const void *buf, size_t len, int qos, mosquitto_property *props)
+/* Publishes buf (copied) to topic for every subscriber, or to the connection of clientid only (no
+ * READ check: the caller checked). Takes ownership of props. */
+static void publish_to(const char *clientid, const char *topic, const void *buf, size_t len, int qos,
+                       mosquitto_property *props)
 {
 	void *pl = NULL;
 	if(len > 0) {
@@ -25,19 +27,25 @@ static void publish(const char *topic, const void *buf, size_t len, int qos, mos
 		}
 		memcpy(pl, buf, len);
 	}
-	if(mosquitto_broker_publish(NULL, topic, (int)len, pl, qos, false, props) != MOSQ_ERR_SUCCESS) {
+	if(mosquitto_broker_publish(clientid, topic, (int)len, pl, qos, false, props) != MOSQ_ERR_SUCCESS) {
 		mosquitto_free(pl);
 		mosquitto_property_free_all(&props);
 	}
 }
 
-/* Publishes obj (consumed; NULL after an allocation failure publishes nothing). */
-static void publish_json(const char *topic, json_t *obj, int qos)
+/* Publishes obj (consumed; NULL after an allocation failure publishes nothing), to clientid only
+ * when not NULL. */
+static void publish_json_to(const char *clientid, const char *topic, json_t *obj, int qos)
 {
 	char *s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-	if(s != NULL) publish(topic, s, strlen(s), qos, NULL);
+	if(s != NULL) publish_to(clientid, topic, s, strlen(s), qos, NULL);
 	free(s);
 	json_decref(obj);
+}
+
+static void publish_json(const char *topic, json_t *obj, int qos)
+{
+	publish_json_to(NULL, topic, obj, qos);
 }
 
 /* The message object of SPEC 5.1 in w, byte for byte what mqsyncd's sync and history write
@@ -79,25 +87,34 @@ static mosquitto_property *stamp(const struct mqs_msg *m)
 	return props;
 }
 
-/* Publishes a stored message, stamped, to its group's subscribers (READ checks pick members). */
-static void publish_msg(struct mqs_plugin *p, const struct mqs_msg *m)
+/* Publishes a stored message, stamped, to its group's subscribers (READ checks pick members), or,
+ * replayed by catch-up (SPEC 3.6), to replay_to's connection only, marked replay=1 (envelope:
+ * "replay": true). */
+static void publish_msg(struct mqs_plugin *p, const struct mqs_msg *m, const char *replay_to)
 {
 	char topic[128];
 	mosquitto_property *props = stamp(m);
 
+	if(props != NULL && replay_to != NULL &&
+	   mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, "replay", "1") != MOSQ_ERR_SUCCESS)
+		mosquitto_property_free_all(&props);
 	if(props == NULL) return;
 	snprintf(topic, sizeof(topic), "groups/%s/messages", m->group);
-	p->stat_delivered++;
+	if(replay_to == NULL) p->stat_delivered++;
 	if(p->cfg.envelope == MQS_ENVELOPE_JSON) {
 		struct jsonw w = {0};
 		message_json(&w, m);
+		if(replay_to != NULL && !w.oom && w.len > 0) {
+			w.len--; /* the object's closing brace */
+			jsonw_lit(&w, ",\"replay\":true}");
+		}
 		if(!w.oom && w.s != NULL)
-			publish(topic, w.s, w.len, m->qos, props);
+			publish_to(replay_to, topic, w.s, w.len, m->qos, props);
 		else
 			mosquitto_property_free_all(&props);
 		jsonw_free(&w);
 	} else {
-		publish(topic, m->payload, m->payload_len, m->qos, props);
+		publish_to(replay_to, topic, m->payload, m->payload_len, m->qos, props);
 	}
 }
 
@@ -109,7 +126,7 @@ static void on_msg(struct mqs_plugin *p, const struct mqs_msg *m, enum mqs_drain
 	if(mode != MQS_DRAIN_LIVE) return;
 	if(m->status == MSG_STORED) {
 		mqs_state_raise_seq(p->state, m->group, m->seq);
-		publish_msg(p, m);
+		publish_msg(p, m, NULL);
 	} else if(m->status == MSG_DUPLICATE && m->cid[0] != '\0' && memcmp(m->origin, p->epoch, 8) == 0) {
 		/* A client resend (not a spool replay): stored once already. cids are unique per sender
 		 * across all groups, so a client reusing them per group sees this. */
@@ -143,6 +160,35 @@ static void inbox_event(const char *uid, const char *event, const char *gid)
 	char topic[128];
 	snprintf(topic, sizeof(topic), "users/%s/inbox", uid);
 	publish_json(topic, json_pack("{s:s,s:s}", "event", event, "group", gid), 1);
+}
+
+/* A catch-up page back from the catch-up thread (catchup.c): to the connection that asked only, if
+ * it is still there, each message only while the user is still a member of its group (SPEC 3: no
+ * READ check protects a publish to one client); then the sync event on users/{uid}/inbox. */
+static void on_catchup(struct mqs_plugin *p, const struct mqs_catchup *c)
+{
+	char topic[128];
+	json_int_t sent = 0;
+
+	if(!mqs_catchup_claim(p, c)) return; /* disconnected meanwhile: the page is dropped */
+	for(const struct mqs_item *it = c->msgs; it != NULL; it = it->next) {
+		const struct mqs_msg *m = (const struct mqs_msg *)it;
+		if(!mqs_state_is_member(p->state, m->group, c->user)) continue;
+		publish_msg(p, m, c->clientid);
+		sent++;
+	}
+	snprintf(topic, sizeof(topic), "users/%s/inbox", c->user);
+	if(c->failed) {
+		mqs_plog(NULL, MOSQ_LOG_WARNING, "catch-up page for '%s' failed: database unavailable", c->user);
+		publish_json_to(c->clientid, topic,
+		                json_pack("{s:s,s:s?,s:s}", "event", "sync", "id", c->req.id, "error", "unavailable"),
+		                1);
+		return;
+	}
+	publish_json_to(c->clientid, topic,
+	                json_pack("{s:s,s:s?,s:I,s:b,s:s}", "event", "sync", "id", c->req.id, "count", sent, "has_more",
+	                          c->has_more, "next", c->next),
+	                1);
 }
 
 static void revalidate_cb(const char *uid, void *arg)
@@ -187,6 +233,10 @@ bool mqs_deliver_drain(struct mqs_plugin *p, enum mqs_drain_mode mode)
 			break;
 		case ITEM_RECEIPT:
 			if(mode == MQS_DRAIN_LIVE) on_receipt(p, (struct mqs_receipt *)it);
+			mqs_item_free(it);
+			break;
+		case ITEM_CATCHUP:
+			if(mode == MQS_DRAIN_LIVE) on_catchup(p, (const struct mqs_catchup *)it);
 			mqs_item_free(it);
 			break;
 		case ITEM_LOG:

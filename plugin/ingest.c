@@ -207,6 +207,8 @@ int mqs_on_message(int event, void *event_data, void *userdata)
 		return on_group_message(p, ev, mqs_client_uid(p, ev->client), t.id);
 	case MQS_TOPIC_RECEIPTS:
 		return on_receipt(p, ev, mqs_client_uid(p, ev->client), t.id);
+	case MQS_TOPIC_SYNC: /* catch-up over MQTT: catchup.c */
+		return mqs_catchup_request(p, ev, mqs_client_uid(p, ev->client), t.id);
 	default:
 		return MOSQ_ERR_SUCCESS;
 	}

@@ -76,11 +76,14 @@ static void plugin_free(struct mqs_plugin *p)
 	if(p == NULL) return;
 	atomic_store(&p->stopping, true);
 	mqs_queue_kick(&p->to_writer);
+	mqs_queue_kick(&p->to_catchup);
+	if(p->catchup_started) pthread_join(p->catchup, NULL);
 	if(p->listener_started) pthread_join(p->listener, NULL);
 	if(p->writer_started) pthread_join(p->writer, NULL);
 	/* Print what the threads said last; release what was committed. */
 	if(p->spool != NULL) mqs_deliver_drain(p, MQS_DRAIN_STOP);
 	mqs_queue_destroy(&p->to_writer);
+	mqs_queue_destroy(&p->to_catchup);
 	mqs_queue_destroy(&p->to_broker);
 	mqs_wake_close(&p->wake);
 	mqs_spool_close(p->spool);
@@ -88,6 +91,7 @@ static void plugin_free(struct mqs_plugin *p)
 	hmap_free(p->clients);
 	hmap_free(p->conns);
 	free(p->last_auth_id);
+	hmap_free(p->catchups);
 	mqs_config_free(&p->cfg);
 	free(p);
 }
@@ -142,8 +146,9 @@ static bool plugin_alloc(struct mqs_plugin *p)
 	p->sentinel_len = strlen(p->sentinel);
 	p->clients = hmap_new(free_ptr);
 	p->conns = hmap_new(NULL);
+	p->catchups = hmap_new(free_ptr);
 	p->state = mqs_state_new();
-	return p->clients != NULL && p->conns != NULL && p->state != NULL;
+	return p->clients != NULL && p->conns != NULL && p->catchups != NULL && p->state != NULL;
 }
 
 /* Opens and replays the spool, then starts the listener (with its own copy of the epochs),
@@ -161,7 +166,7 @@ static bool plugin_start(struct mqs_plugin *p)
 	}
 	if(mqs_replay_spool(p, &own) >= 0 && mqs_listener_start(p, &own)) {
 		wait_first_snapshot(p);
-		ok = mqs_writer_start(p);
+		ok = mqs_writer_start(p) && mqs_catchup_start(p);
 	}
 	mqs_epochs_free(&own);
 	return ok;
@@ -188,6 +193,7 @@ EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_
 	p->loop_21 = broker_has_21_events(identifier);
 	mqs_queue_init(&p->to_writer);
 	mqs_queue_init(&p->to_broker);
+	mqs_queue_init(&p->to_catchup);
 	mqs_wake_init(&p->wake);
 	atomic_store(&p->stopping, false);
 	if(!mqs_config_parse(&p->cfg, opts, opt_count, err, sizeof(err))) {

@@ -12,7 +12,8 @@
  *                   table; never calls libpq.
  *   writer thread   writer.c: stores messages, receipts, presence; touches only libpq and queues.
  *   listener thread listener.c: LISTEN/NOTIFY, loads users/groups/memberships.
- * They meet in two mutex-protected queues of struct mqs_item (plain malloc, never
+ *   catch-up thread catchup.c: reads catch-up pages (SPEC 3.6) on a connection of its own.
+ * They meet in mutex-protected queues of struct mqs_item (plain malloc, never
  * mosquitto_malloc). Background threads log by queueing ITEM_LOG; the broker thread prints. */
 #ifndef MQS_PLUGIN_H
 #define MQS_PLUGIN_H
@@ -30,9 +31,11 @@
 #include "pgarr.h"
 #include "spool.h"
 #include "token.h"
+#include "topic.h"
 #include "util.h"
 
 struct mosquitto;
+struct mosquitto_evt_message;
 typedef struct mosquitto_plugin_id_t mosquitto_plugin_id_t;
 
 /* ---- items crossing threads ----------------------------------------------------------------- */
@@ -49,6 +52,7 @@ enum mqs_item_kind {
 	ITEM_MEMBER,    /* listener -> broker: a membership appeared, changed or disappeared */
 	ITEM_LASTSEQ,   /* listener -> broker: a group's last_seq moved (any writer) */
 	ITEM_LOG,       /* any thread -> broker: a log line */
+	ITEM_CATCHUP,   /* broker -> catch-up thread: a request; back: its page (catchup.c) */
 };
 
 struct mqs_item {
@@ -133,6 +137,23 @@ struct mqs_logline {
 	struct mqs_item hdr;
 	int level; /* MOSQ_LOG_* */
 	char text[];
+};
+
+/* One catch-up request over MQTT (SPEC 3.6) and, once the catch-up thread read it, its page. The
+ * broker thread fills the request part; the catch-up thread the page part. Freed by mqs_item_free. */
+struct mqs_catchup {
+	struct mqs_item hdr;
+	const struct mosquitto *conn; /* the asking connection: a key only, never dereferenced */
+	uint64_t ticket;              /* matches the connection's pending entry while it is connected */
+	char *clientid;               /* malloc'ed: where the page goes */
+	char user[MQS_ID_MAX + 1];
+	struct mqs_sync_req req; /* owned (topic.h) */
+	/* the page */
+	bool failed;           /* the database did not answer: nothing to send but the failure */
+	struct mqs_item *msgs; /* ITEM_MSG chain (status MSG_STORED, qos 1), by group then seq */
+	size_t count;
+	bool has_more;
+	char *next; /* malloc'ed token, NULL when failed */
 };
 
 /* Milliseconds on clock clk: CLOCK_MONOTONIC for timers, CLOCK_REALTIME for wall-clock stamps. */
@@ -317,6 +338,14 @@ struct mqs_plugin {
 	bool writer_started;
 	bool listener_started;
 	bool client_offline_registered; /* MQS_EVT_CLIENT_OFFLINE (2.1 only) */
+
+	/* catch-up over MQTT (catchup.c) */
+	struct hmap *catchups;   /* broker thread: connection pointer bytes -> uint64_t * ticket of its
+	                            request in flight (at most one per connection) */
+	uint64_t catchup_ticket; /* broker thread: the last ticket given */
+	struct mqs_queue to_catchup;
+	pthread_t catchup;
+	bool catchup_started;
 };
 
 /* MOSQ_EVT_CLIENT_OFFLINE of Mosquitto 2.1 (not in 2.0's headers). */
@@ -392,6 +421,22 @@ enum mqs_drain_mode {
 /* Takes everything queued for the broker thread and handles it as mode says. Returns whether
  * anything was taken. */
 bool mqs_deliver_drain(struct mqs_plugin *p, enum mqs_drain_mode mode);
+
+/* ---- catchup.c: catch-up over MQTT (SPEC 3.6) -------------------------------------------------- */
+
+/* Broker thread, from MESSAGE on users/{topic_uid}/sync: validates the request of client (user uid,
+ * NULL if none) and queues it for the catch-up thread. Returns MOSQ_ERR_SUCCESS (queued; no
+ * subscriber can receive the request itself) or MOSQ_ERR_ACL_DENIED (refused, logged: 0x87). */
+int mqs_catchup_request(struct mqs_plugin *p, const struct mosquitto_evt_message *ev, const char *uid,
+                        const char *topic_uid);
+/* Broker thread, at DISCONNECT: the connection's request in flight, if any, is dropped when its
+ * page comes back. */
+void mqs_catchup_forget(struct mqs_plugin *p, const struct mosquitto *client);
+/* Broker thread, when a page comes back: true when the connection that asked is still connected
+ * (its pending entry ends here); false: drop the page. */
+MQS_MUST_CHECK bool mqs_catchup_claim(struct mqs_plugin *p, const struct mqs_catchup *c);
+/* Starts the catch-up thread (p->catchup, p->catchup_started). False if it did not start. */
+MQS_MUST_CHECK bool mqs_catchup_start(struct mqs_plugin *p);
 
 /* ---- batch.c (writer thread): one batch of messages, pure ------------------------------------- */
 

@@ -23,6 +23,18 @@ void mqs_item_free(struct mqs_item *item)
 	case ITEM_USER:
 		mqs_user_free(((struct mqs_user_change *)item)->user);
 		break;
+	case ITEM_CATCHUP: {
+		struct mqs_catchup *c = (struct mqs_catchup *)item;
+		for(struct mqs_item *m = c->msgs, *next; m != NULL; m = next) {
+			next = m->next;
+			mqs_item_free(m);
+		}
+		free(c->clientid);
+		free(c->next);
+		free(c->req.tok); /* what mqs_sync_req_clear frees (topic.c, not linked by every user of queue.c) */
+		free(c->req.id);
+		break;
+	}
 	default:
 		break;
 	}

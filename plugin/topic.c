@@ -1,6 +1,8 @@
-/* topic: classification of governed topic names and subscription filters, and receipt payloads. */
+/* topic: classification of governed topic names and subscription filters, and receipt and catch-up
+ * request payloads. */
 #include "topic.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -70,6 +72,8 @@ static void topic__parse_levels(const struct topic_levels *lv, struct mqs_topic 
 		topic__set(out, MQS_TOPIC_RECEIPTS, lv->s[1], lv->len[1]);
 	} else if(topic__is(lv, 0, "users") && topic__is(lv, 2, "inbox")) {
 		topic__set(out, MQS_TOPIC_INBOX, lv->s[1], lv->len[1]);
+	} else if(topic__is(lv, 0, "users") && topic__is(lv, 2, "sync")) {
+		topic__set(out, MQS_TOPIC_SYNC, lv->s[1], lv->len[1]);
 	}
 }
 
@@ -232,4 +236,73 @@ fail:
 	}
 	json_decref(root);
 	return ok;
+}
+
+/* One field of a catch-up request into out. False with *why set when it is not allowed. */
+static bool sync_req__field(const char *key, json_t *v, struct mqs_sync_req *out, const char **why)
+{
+	if(strcmp(key, "group") == 0) {
+		if(!json_is_string(v) || !mqs_id_valid(json_string_value(v))) {
+			*why = "group: must match [A-Za-z0-9_-]{1,64}";
+			return false;
+		}
+		strcpy(out->group, json_string_value(v));
+	} else if(strcmp(key, "limit") == 0) {
+		if(!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > SYNCPAGE_LIMIT_MAX) {
+			*why = "limit: expected an integer from 1 to 1000";
+			return false;
+		}
+		out->limit = (int64_t)json_integer_value(v);
+	} else if(strcmp(key, "after") == 0) {
+		if(!json_is_string(v) || !synctoken_decode(json_string_value(v), &out->tok, &out->ntok)) {
+			*why = "after: not a token returned as 'next' by this server";
+			return false;
+		}
+		out->has_token = true;
+	} else if(strcmp(key, "id") == 0) {
+		if(!json_is_string(v) || json_string_length(v) > MQS_SYNC_REQ_ID_MAX) {
+			*why = "id: expected a string of at most 256 bytes";
+			return false;
+		}
+		out->id = strdup(json_string_value(v));
+		if(out->id == NULL) {
+			*why = "out of memory";
+			return false;
+		}
+	} else {
+		*why = "unknown key (expected group, after, limit, id)";
+		return false;
+	}
+	return true;
+}
+
+bool mqs_sync_req_parse(const void *payload, size_t len, struct mqs_sync_req *out, const char **why)
+{
+	json_error_t jerr;
+	json_t *root, *v;
+	const char *key;
+	bool ok = true;
+
+	memset(out, 0, sizeof(*out));
+	out->limit = SYNCPAGE_LIMIT_DEFAULT;
+	root = payload != NULL && len > 0 ? json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+	if(root == NULL || !json_is_object(root)) {
+		*why = "not a JSON object";
+		json_decref(root);
+		return false;
+	}
+	json_object_foreach(root, key, v)
+	{
+		if(ok) ok = sync_req__field(key, v, out, why);
+	}
+	json_decref(root);
+	if(!ok) mqs_sync_req_clear(out);
+	return ok;
+}
+
+void mqs_sync_req_clear(struct mqs_sync_req *out)
+{
+	free(out->tok);
+	free(out->id);
+	memset(out, 0, sizeof(*out));
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "ids.h"
+#include "syncpage.h"
 #include "util.h"
 
 enum mqs_topic_kind {
@@ -15,12 +16,13 @@ enum mqs_topic_kind {
 	MQS_TOPIC_RECEIPTS,     /* groups/{gid}/receipts */
 	MQS_TOPIC_INBOX,        /* users/{uid}/inbox */
 	MQS_TOPIC_ALERTS,       /* system/alerts */
+	MQS_TOPIC_SYNC,         /* users/{uid}/sync: catch-up requests (SPEC 3.6) */
 	MQS_TOPIC_GOVERNED_BAD, /* under groups/, users/ or system/ but not one of the above */
 };
 
 struct mqs_topic {
 	enum mqs_topic_kind kind;
-	char id[MQS_ID_MAX + 1]; /* gid for MESSAGES/RECEIPTS, uid for INBOX; "" otherwise */
+	char id[MQS_ID_MAX + 1]; /* gid for MESSAGES/RECEIPTS, uid for INBOX/SYNC; "" otherwise */
 };
 
 /* Parses a concrete topic name (no wildcards). A gid/uid that is not a valid id makes the topic
@@ -45,5 +47,25 @@ enum mqs_filter_scope mqs_filter_classify(const char *filter, struct mqs_topic *
  * are -1. Returns false with a short reason in *why (static string) when malformed. */
 MQS_MUST_CHECK bool mqs_receipt_parse(const void *payload, size_t len, int64_t *delivered, int64_t *read,
                                       const char **why);
+
+#define MQS_SYNC_REQ_ID_MAX 256 /* bytes of a catch-up request's "id" */
+
+/* A catch-up request (SPEC 3.6): the parameters of GET /messages/sync. */
+struct mqs_sync_req {
+	char group[MQS_ID_MAX + 1];  /* "" = all the user's groups */
+	int64_t limit;               /* 1..SYNCPAGE_LIMIT_MAX, default SYNCPAGE_LIMIT_DEFAULT */
+	bool has_token;              /* "after" given */
+	struct synctoken_entry *tok; /* the decoded "after" (malloc'ed, may be NULL when ntok is 0) */
+	size_t ntok;
+	char *id; /* "id" (malloc'ed) or NULL when absent */
+};
+
+/* Parses a catch-up request: a JSON object with only the optional keys "group" (an id), "after" (a
+ * token returned as `next`), "limit" (integer 1..1000) and "id" (a string of at most
+ * MQS_SYNC_REQ_ID_MAX bytes). On success out holds what it owns (free with mqs_sync_req_clear); on
+ * false *why is a short static reason and out holds nothing. */
+MQS_MUST_CHECK bool mqs_sync_req_parse(const void *payload, size_t len, struct mqs_sync_req *out, const char **why);
+/* Frees what out owns and zeroes it. Accepts a zeroed request. */
+void mqs_sync_req_clear(struct mqs_sync_req *out);
 
 #endif

@@ -15,18 +15,8 @@ static const struct {
 	int nparams;
 } stmts[DB_STMT_COUNT] = {
         [DB_STMT_AUTH] = {"mqs_auth", "SELECT user_id FROM user_tokens WHERE token_hash = decode($1, 'hex')", 1},
-        [DB_STMT_SYNC_GROUPS] = {"mqs_sync_groups",
-                                 "SELECT m.group_id, m.joined_seq, m.delivered_seq, g.last_seq "
-                                 "FROM memberships m JOIN groups g ON g.id = m.group_id "
-                                 "WHERE m.user_id = $1 AND ($2::text IS NULL OR m.group_id = $2) "
-                                 "ORDER BY m.group_id COLLATE \"C\"",
-                                 2},
-        [DB_STMT_SYNC_MESSAGES] = {"mqs_sync_messages",
-                                   "SELECT " DB_MSG_COLUMNS " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) "
-                                   "AS r(gid, lo, hi) "
-                                   "JOIN messages m ON m.group_id = r.gid AND m.seq > r.lo AND m.seq <= r.hi "
-                                   "ORDER BY m.group_id COLLATE \"C\", m.seq",
-                                   3},
+        [DB_STMT_SYNC_GROUPS] = {"mqs_sync_groups", MQS_SQL_SYNC_GROUPS, 2},
+        [DB_STMT_SYNC_MESSAGES] = {"mqs_sync_messages", MQS_SQL_SYNC_MESSAGES, 3},
 };
 
 bool db_prepare_all(PGconn *c)

@@ -14,6 +14,7 @@
 #include "ids.h"
 #include "pg.h"
 #include "pgarr.h"
+#include "syncsql.h"
 #include "util.h"
 
 /* A connection as the store sees it: a pooled (or CLI) connection and what it serves, which
@@ -25,7 +26,7 @@ struct db_conn {
 
 /* The message columns every message query selects (see store_msgs_view in store_messages.c). ts is formatted
  * with exactly the plugin's expression, so sync and live delivery show the same string. */
-#define DB_MSG_COLUMNS "m.id, m.group_id, m.seq, m.sender, " MQS_SQL_TS("m.created_at") ", m.payload, m.cid"
+#define DB_MSG_COLUMNS MQS_SQL_MSG_COLUMNS /* common/syncsql.h */
 
 /* Statements prepared on every pooled connection when it connects: the per-request hot path
  * (authentication and sync), which then skips parse and plan. */

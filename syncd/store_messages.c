@@ -79,23 +79,9 @@ enum store_rc store_sync_groups(struct db_conn *db, const char *user, const char
 		PQclear(res);
 		return STORE_DB_ERROR;
 	}
-	size_t ng = (size_t)PQntuples(res);
-	struct syncpage_group *gs = calloc(ng + 1, sizeof(*gs));
-	if(gs == NULL) {
-		PQclear(res);
-		return STORE_NO_MEMORY;
-	}
-	for(size_t i = 0; i < ng; i++) {
-		int row = (int)i;
-		snprintf(gs[i].gid, sizeof(gs[i].gid), "%s", PQgetvalue(res, row, 0));
-		gs[i].joined = mqs_pg_int(res, row, 1);
-		gs[i].delivered = mqs_pg_int(res, row, 2);
-		gs[i].last = mqs_pg_int(res, row, 3);
-	}
+	*out = syncpage_groups_read(res, n);
 	PQclear(res);
-	*out = gs;
-	*n = ng;
-	return STORE_OK;
+	return *out != NULL ? STORE_OK : STORE_NO_MEMORY;
 }
 
 enum store_rc store_sync_fetch(struct db_conn *db, const struct syncpage_group *g, size_t n, struct store_msgs **out)
@@ -104,15 +90,10 @@ enum store_rc store_sync_fetch(struct db_conn *db, const struct syncpage_group *
 	enum store_rc rc = STORE_NO_MEMORY;
 
 	*out = NULL;
-	for(size_t i = 0; i < n; i++) {
-		if(g[i].upto <= g[i].pos) continue;
-		mqs_pgarr_add_str(&ids, g[i].gid, strlen(g[i].gid));
-		mqs_pgarr_add_int(&los, g[i].pos);
-		mqs_pgarr_add_int(&his, g[i].upto);
-	}
-	const char *p[3] = {mqs_pgarr_text(&ids), mqs_pgarr_text(&los), mqs_pgarr_text(&his)};
-	if(p[0] != NULL && p[1] != NULL && p[2] != NULL)
+	if(syncpage_ranges(g, n, &ids, &los, &his)) {
+		const char *p[3] = {mqs_pgarr_text(&ids), mqs_pgarr_text(&los), mqs_pgarr_text(&his)};
 		rc = msgs_of(db_exec_stmt(db, DB_STMT_SYNC_MESSAGES, 3, p, true), out);
+	}
 	mqs_pgarr_free(&ids);
 	mqs_pgarr_free(&los);
 	mqs_pgarr_free(&his);

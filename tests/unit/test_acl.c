@@ -142,6 +142,14 @@ static void test_inbox_alerts_bad(void **unused)
 	        {"alice", MOSQ_ACL_WRITE, "users/alice/inbox", DENY, "only the server publishes to inboxes"},
 	        {"bob", MOSQ_ACL_WRITE, "users/alice/inbox", DENY, "only the server publishes to inboxes"},
 	        {NULL, MOSQ_ACL_SUBSCRIBE, "users/alice/inbox", DENY, "not authenticated as a user"},
+	        /* sync: {uid} publishes catch-up requests, nobody subscribes or reads */
+	        {"alice", MOSQ_ACL_WRITE, "users/alice/sync", ALLOW, NULL},
+	        {"bob", MOSQ_ACL_WRITE, "users/alice/sync", DENY, "another user's sync topic"},
+	        {NULL, MOSQ_ACL_WRITE, "users/alice/sync", DENY, "not authenticated as a user"},
+	        {"alice", MOSQ_ACL_SUBSCRIBE, "users/alice/sync", DENY, "nobody subscribes to sync topics"},
+	        {"alice", MOSQ_ACL_SUBSCRIBE, "users/+/sync", DENY, "not allowed"},
+	        {"alice", MOSQ_ACL_READ, "users/alice/sync", DENY, NULL},
+	        {"bob", MOSQ_ACL_READ, "users/alice/sync", DENY, NULL},
 	        /* alerts: everyone reads, admin users write */
 	        {"carol", MOSQ_ACL_READ, "system/alerts", ALLOW, NULL},
 	        {"carol", MOSQ_ACL_SUBSCRIBE, "system/alerts", ALLOW, NULL},

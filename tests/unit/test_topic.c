@@ -1,4 +1,5 @@
-/* Unit tests for plugin/topic.c: topic names, subscription filters and receipt payloads. */
+/* Unit tests for plugin/topic.c: topic names, subscription filters, receipt payloads and catch-up
+ * requests. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +26,9 @@ static void test_topic_parse(void **state)
 	        {"groups/g1/messages", MQS_TOPIC_MESSAGES, "g1"},
 	        {"groups/g1/receipts", MQS_TOPIC_RECEIPTS, "g1"},
 	        {"users/alice/inbox", MQS_TOPIC_INBOX, "alice"},
+	        {"users/alice/sync", MQS_TOPIC_SYNC, "alice"},
+	        {"users/alice/sync/x", MQS_TOPIC_GOVERNED_BAD, ""},
+	        {"groups/g1/sync", MQS_TOPIC_GOVERNED_BAD, ""},
 	        {"system/alerts", MQS_TOPIC_ALERTS, ""},
 	        {"groups/A-z_09/messages", MQS_TOPIC_MESSAGES, "A-z_09"},
 	        {"groups/" ID64 "/messages", MQS_TOPIC_MESSAGES, ID64},
@@ -307,12 +311,70 @@ static void test_receipt_binary(void **state)
 	assert_true(mqs_receipt_parse("{\"read\":1}", 10, &d, &r, NULL));
 }
 
+static void test_sync_req(void **state)
+{
+	struct mqs_sync_req r;
+	const char *why = NULL;
+	/* synctoken v1 with one entry (key 0x00000001, position 5): 01 00000001 05 */
+	const char *ok = "{\"group\": \"g1\", \"after\": \"AQAAAAEF\", \"limit\": 1000, \"id\": \"p1\"}";
+
+	(void)state;
+	assert_true(mqs_sync_req_parse(ok, strlen(ok), &r, &why));
+	assert_string_equal(r.group, "g1");
+	assert_int_equal(r.limit, 1000);
+	assert_true(r.has_token);
+	assert_int_equal(r.ntok, 1);
+	assert_int_equal(r.tok[0].key, 1);
+	assert_int_equal(r.tok[0].seq, 5);
+	assert_string_equal(r.id, "p1");
+	mqs_sync_req_clear(&r);
+	assert_true(mqs_sync_req_parse("{}", 2, &r, &why));
+	assert_int_equal(r.limit, SYNCPAGE_LIMIT_DEFAULT);
+	assert_false(r.has_token);
+	assert_null(r.id);
+	assert_string_equal(r.group, "");
+	mqs_sync_req_clear(&r);
+
+	static const struct {
+		const char *json, *why;
+	} bad[] = {
+	        {"", "not a JSON object"},
+	        {"{", "not a JSON object"},
+	        {"[]", "not a JSON object"},
+	        {"{} x", "not a JSON object"},
+	        {"{\"limit\": 0}", "limit: expected an integer from 1 to 1000"},
+	        {"{\"limit\": 1001}", "limit: expected an integer from 1 to 1000"},
+	        {"{\"limit\": 1.5}", "limit: expected an integer from 1 to 1000"},
+	        {"{\"limit\": \"5\"}", "limit: expected an integer from 1 to 1000"},
+	        {"{\"group\": \"a/b\"}", "group: must match [A-Za-z0-9_-]{1,64}"},
+	        {"{\"group\": 1}", "group: must match [A-Za-z0-9_-]{1,64}"},
+	        {"{\"after\": \"!!\"}", "after: not a token returned as 'next' by this server"},
+	        {"{\"after\": 5}", "after: not a token returned as 'next' by this server"},
+	        {"{\"id\": 5}", "id: expected a string of at most 256 bytes"},
+	        {"{\"wait\": 5}", "unknown key (expected group, after, limit, id)"},
+	        {"{\"id\": \"a\", \"id\": \"b\"}", "not a JSON object"},
+	        {"{\"id\": \"a\", \"limit\": 0}", "limit: expected an integer from 1 to 1000"},
+	};
+	for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why = NULL;
+		assert_false(mqs_sync_req_parse(bad[i].json, strlen(bad[i].json), &r, &why));
+		assert_non_null(why);
+		assert_string_equal(why, bad[i].why);
+		assert_null(r.tok);
+		assert_null(r.id);
+	}
+	char big[400];
+	snprintf(big, sizeof(big), "{\"id\": \"%0300d\"}", 0);
+	assert_false(mqs_sync_req_parse(big, strlen(big), &r, &why));
+	assert_false(mqs_sync_req_parse(NULL, 0, &r, &why));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_topic_parse),    cmocka_unit_test(test_filter_classify),
 	        cmocka_unit_test(test_receipt_valid),  cmocka_unit_test(test_receipt_rejected),
-	        cmocka_unit_test(test_receipt_binary),
+	        cmocka_unit_test(test_receipt_binary), cmocka_unit_test(test_sync_req),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
