@@ -202,12 +202,15 @@ int mqs_on_disconnect(int event, void *event_data, void *userdata)
 	return MOSQ_ERR_SUCCESS;
 }
 
+#define KICK_BATCH 32
+
 struct revalidate {
 	struct mqs_plugin *p;
 	const char *uid;
-	const struct mqs_user *user; /* NULL: the user is gone */
-	char **kick;                 /* client ids to disconnect */
-	size_t nkick, cap;
+	const struct mqs_user *user;  /* NULL: the user is gone */
+	const char *kick[KICK_BATCH]; /* client ids to disconnect (the broker's strings) */
+	size_t nkick;
+	bool more; /* more clients to disconnect than this batch holds */
 };
 
 static void check_client(const void *key, size_t keylen, void *value, void *arg)
@@ -223,28 +226,30 @@ static void check_client(const void *key, size_t keylen, void *value, void *arg)
 	memcpy(&client, key, sizeof(client));
 	const char *id = mosquitto_client_id(client);
 	if(id == NULL) return;
-	if(r->nkick == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 8;
-		char **k = realloc(r->kick, cap * sizeof(*k));
-		if(k == NULL) return;
-		r->kick = k;
-		r->cap = cap;
+	if(r->nkick == KICK_BATCH) {
+		r->more = true;
+		return;
 	}
-	r->kick[r->nkick] = strdup(id);
-	if(r->kick[r->nkick] != NULL) r->nkick++;
+	r->kick[r->nkick++] = id;
 }
 
+/* Kicks in batches of KICK_BATCH, walking the table again after each: a kick calls back into
+ * DISCONNECT, which edits the table (so never during the walk) and marks the record offline (so the
+ * next walk skips it). No allocation, so running out of memory cannot leave a revoked client
+ * connected. Bounded by the number of records, in case a kick leaves one online. */
 void mqs_clients_revalidate(struct mqs_plugin *p, const char *uid)
 {
-	struct revalidate r = {p, uid, mqs_state_user(p->state, uid), NULL, 0, 0};
+	struct revalidate r = {.p = p, .uid = uid, .user = mqs_state_user(p->state, uid)};
+	size_t passes = hmap_count(p->clients) / KICK_BATCH + 2;
 
-	hmap_each(p->clients, check_client, &r);
-	/* Kick after the walk: a kick may call back into DISCONNECT, which edits the table. */
-	for(size_t i = 0; i < r.nkick; i++) {
-		mqs_plog(NULL, MOSQ_LOG_NOTICE, "disconnecting client '%s' of user '%s': token revoked", r.kick[i],
-		         uid);
-		mosquitto_kick_client_by_clientid(r.kick[i], false);
-		free(r.kick[i]);
-	}
-	free(r.kick);
+	do {
+		r.nkick = 0;
+		r.more = false;
+		hmap_each(p->clients, check_client, &r);
+		for(size_t i = 0; i < r.nkick; i++) {
+			mqs_plog(NULL, MOSQ_LOG_NOTICE, "disconnecting client '%s' of user '%s': token revoked",
+			         r.kick[i], uid);
+			mosquitto_kick_client_by_clientid(r.kick[i], false);
+		}
+	} while(r.more && --passes > 0);
 }

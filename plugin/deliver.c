@@ -15,7 +15,7 @@
 
 /* Publishes buf (copied) to topic for every subscriber, or to the connection of clientid only (no
  * READ check: the caller checked). Takes ownership of props. */
-static void publish_to(const char *clientid, const char *topic, const void *buf, size_t len, int qos,
+static bool publish_to(const char *clientid, const char *topic, const void *buf, size_t len, int qos,
                        mosquitto_property *props)
 {
 	void *pl = NULL;
@@ -23,14 +23,16 @@ static void publish_to(const char *clientid, const char *topic, const void *buf,
 		pl = mosquitto_malloc(len);
 		if(pl == NULL) {
 			mosquitto_property_free_all(&props);
-			return;
+			return false;
 		}
 		memcpy(pl, buf, len);
 	}
 	if(mosquitto_broker_publish(clientid, topic, (int)len, pl, qos, false, props) != MOSQ_ERR_SUCCESS) {
 		mosquitto_free(pl);
 		mosquitto_property_free_all(&props);
+		return false;
 	}
+	return true;
 }
 
 /* Publishes obj (consumed; NULL after an allocation failure publishes nothing), to clientid only
@@ -94,14 +96,15 @@ static void publish_msg(struct mqs_plugin *p, const struct mqs_msg *m, const cha
 {
 	char topic[128];
 	mosquitto_property *props = stamp(m);
+	bool ok = false;
 
 	if(props != NULL && replay_to != NULL &&
 	   mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, "replay", "1") != MOSQ_ERR_SUCCESS)
 		mosquitto_property_free_all(&props);
-	if(props == NULL) return;
 	snprintf(topic, sizeof(topic), "groups/%s/messages", m->group);
-	if(replay_to == NULL) p->stat_delivered++;
-	if(p->cfg.envelope == MQS_ENVELOPE_JSON) {
+	if(props == NULL) {
+		/* nothing: logged below */
+	} else if(p->cfg.envelope == MQS_ENVELOPE_JSON) {
 		struct jsonw w = {0};
 		message_json(&w, m);
 		if(replay_to != NULL && !w.oom && w.len > 0) {
@@ -109,12 +112,21 @@ static void publish_msg(struct mqs_plugin *p, const struct mqs_msg *m, const cha
 			jsonw_lit(&w, ",\"replay\":true}");
 		}
 		if(!w.oom && w.s != NULL)
-			publish_to(replay_to, topic, w.s, w.len, m->qos, props);
+			ok = publish_to(replay_to, topic, w.s, w.len, m->qos, props);
 		else
 			mosquitto_property_free_all(&props);
 		jsonw_free(&w);
 	} else {
-		publish_to(replay_to, topic, m->payload, m->payload_len, m->qos, props);
+		ok = publish_to(replay_to, topic, m->payload, m->payload_len, m->qos, props);
+	}
+	if(!ok) {
+		/* Stored, so not lost: the recipients get it by sync (SPEC 3.2's gap rule). */
+		mqs_plog(NULL, MOSQ_LOG_ERR,
+		         "message %lld (group '%s', seq %lld) not delivered live (out of memory, or refused by the "
+		         "broker)",
+		         (long long)m->id, m->group, (long long)m->seq);
+	} else if(replay_to == NULL) {
+		p->stat_delivered++;
 	}
 }
 

@@ -18,10 +18,8 @@
 #include "syncpage.h"
 #include "synctoken.h"
 
-#define SYNC_LIMIT_DEFAULT 100
-#define SYNC_LIMIT_MAX     1000
-#define SYNC_WAIT_MAX      60
-#define ACK_MAX_ENTRIES    10000
+#define SYNC_WAIT_MAX   60
+#define ACK_MAX_ENTRIES 10000
 
 /* Writes every fetched message, comma-separated. */
 static void msgs_write(struct jsonw *w, const struct store_msgs *msgs)
@@ -77,12 +75,12 @@ static unsigned sync_parse(struct syncd_call *call, struct sync_req *q, struct s
 	const char *after = syncd_query(call, "after");
 	const char *v;
 
-	q->limit = SYNC_LIMIT_DEFAULT;
+	q->limit = SYNCPAGE_LIMIT_DEFAULT;
 	q->wait = 0;
 	q->group = syncd_query(call, "group");
 	if(!syncd_query_only(call, sync_args, reply)) return 400;
 	v = syncd_query(call, "limit");
-	if(v != NULL && !mqs_parse_int(v, 1, SYNC_LIMIT_MAX, &q->limit))
+	if(v != NULL && !mqs_parse_int(v, 1, SYNCPAGE_LIMIT_MAX, &q->limit))
 		return syncd_bad_request(reply, "limit: expected an integer from 1 to 1000");
 	v = syncd_query(call, "wait");
 	if(v != NULL && !mqs_parse_int(v, 0, SYNC_WAIT_MAX, &q->wait))
@@ -326,7 +324,7 @@ static const char *const history_args[] = {"before", "after", "limit", NULL};
 unsigned messages_history(struct syncd_call *call, struct syncd_reply *reply)
 {
 	const char *gid = call->params[0];
-	int64_t before = INT64_MAX, after = 0, limit = SYNC_LIMIT_DEFAULT;
+	int64_t before = INT64_MAX, after = 0, limit = SYNCPAGE_LIMIT_DEFAULT;
 	const char *vb = syncd_query(call, "before");
 	const char *va = syncd_query(call, "after");
 	const char *vl = syncd_query(call, "limit");
@@ -338,7 +336,7 @@ unsigned messages_history(struct syncd_call *call, struct syncd_reply *reply)
 		return syncd_bad_request(reply, "before: expected a positive integer (a seq)");
 	if(va != NULL && !mqs_parse_int(va, 0, INT64_MAX, &after))
 		return syncd_bad_request(reply, "after: expected a non-negative integer (a seq)");
-	if(vl != NULL && !mqs_parse_int(vl, 1, SYNC_LIMIT_MAX, &limit))
+	if(vl != NULL && !mqs_parse_int(vl, 1, SYNCPAGE_LIMIT_MAX, &limit))
 		return syncd_bad_request(reply, "limit: expected an integer from 1 to 1000");
 	unsigned status = need_member(call, gid, &ga, reply);
 	if(status) return status;
