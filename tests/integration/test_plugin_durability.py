@@ -52,6 +52,16 @@ def stored_payloads(pg, group="g"):
     return out.splitlines() if out else []
 
 
+def expected_failure(reason, check):
+    """A known defect: check() must fail (AssertionError) until it is fixed; it is then reported and
+    passes. When check() passes the defect is gone: fail, so that the mark is removed."""
+    try:
+        check()
+    except AssertionError as e:
+        print("expected failure (%s): %s" % (reason, str(e).splitlines()[0][:200]))
+        return
+    raise AssertionError("unexpected success: %s is fixed; make this an ordinary assertion" % reason)
+
 def spool_bytes(m):
     return sum(os.path.getsize(os.path.join(m.spool, f)) for f in os.listdir(m.spool))
 
@@ -158,18 +168,19 @@ class DurabilityTest(unittest.TestCase):
             it = iter(pub.acked)
             self.assertTrue(all(x in it for x in got), "live deliveries in publish order")
 
-    # issue 8: committed batches are released in bursts larger than the subscriber's queue
-    @unittest.expectedFailure
     def test_database_outage_loses_nothing_live(self):
         # Bare Mosquitto with the same publisher and subscriber delivers all of it: the subscriber
         # keeps up with ~500 msg/s. With the plugin, the backlog committed after the outage is
         # released in one burst and mosquitto drops what exceeds max_queued_messages (1000).
         with harness.Harness("outage-live") as h:
             pg, pub, live, m = outage(self, h, backlog=2000)
-            got = live.take(len(pub.acked), timeout=30)
+            got = [x.payload.decode() for x in live.take(len(pub.acked), timeout=30)]
             live.close()
             print("outage: %d acknowledged, %d delivered live" % (len(pub.acked), len(got)))
-            self.assertEqual([x.payload.decode() for x in got], pub.acked, "delivered live after the outage")
+        # Checked after the harness closed cleanly, so a crash or a sanitizer report still fails
+        # this test (unittest.expectedFailure would have swallowed them with the known failure).
+        expected_failure("issue 8: committed batches are released in bursts larger than the subscriber's queue",
+                         lambda: self.assertEqual(got, pub.acked, "delivered live after the outage"))
 
     def test_spool_limit_refuses_and_keeps_accepted(self):
         with harness.Harness("spoolfull") as h:
