@@ -97,8 +97,7 @@ bool mqs_catchup_claim(struct mqs_plugin *p, const struct mqs_catchup *c)
 struct catchup {
 	struct mqs_plugin *p;
 	PGconn *conn;
-	long backoff_ms;
-	int64_t next_connect_ms; /* monotonic; no connection attempt before it */
+	struct mqs_backoff reconnect;
 	time_t last_error_log;
 };
 
@@ -135,9 +134,7 @@ static bool catchup__conn(struct catchup *k)
 	if(k->conn != NULL && PQstatus(k->conn) == CONNECTION_OK) return true;
 	PQfinish(k->conn);
 	k->conn = NULL;
-	if(mqs_now_ms(CLOCK_MONOTONIC) < k->next_connect_ms) return false;
-	k->next_connect_ms = mqs_now_ms(CLOCK_MONOTONIC) + k->backoff_ms;
-	k->backoff_ms = k->backoff_ms * 2 > k->p->cfg.reconnect_max_ms ? k->p->cfg.reconnect_max_ms : k->backoff_ms * 2;
+	if(!mqs_backoff_due(&k->reconnect, k->p->cfg.reconnect_max_ms)) return false;
 	snprintf(app, sizeof(app), "mqsync-catchup:%s", k->p->cfg.node);
 	k->conn = mqs_pg_connect(k->p->cfg.conninfo, app, "5", "-c statement_timeout=30000");
 	if(PQstatus(k->conn) != CONNECTION_OK || !catchup__prepare(k)) {
@@ -146,8 +143,7 @@ static bool catchup__conn(struct catchup *k)
 		k->conn = NULL;
 		return false;
 	}
-	k->backoff_ms = 100;
-	k->next_connect_ms = 0;
+	mqs_backoff_reset(&k->reconnect);
 	return true;
 }
 
@@ -303,7 +299,6 @@ bool mqs_catchup_start(struct mqs_plugin *p)
 
 	if(k == NULL) return false;
 	k->p = p;
-	k->backoff_ms = 100;
 	if(pthread_create(&p->catchup, NULL, catchup_main, k) != 0) {
 		free(k);
 		mqs_plog(NULL, MOSQ_LOG_ERR, "cannot start the catch-up thread");

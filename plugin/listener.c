@@ -407,16 +407,15 @@ static void *listener_main(void *arg)
 {
 	struct listener *l = arg;
 	struct mqs_plugin *p = l->p;
-	long backoff = 100;
+	struct mqs_backoff reconnect = {0};
 
 	while(!atomic_load(&p->stopping)) {
 		if(l->conn == NULL) {
 			if(!connect_and_load(l)) {
-				if(!nap(p, backoff)) break;
-				backoff = backoff * 2 > p->cfg.reconnect_max_ms ? p->cfg.reconnect_max_ms : backoff * 2;
+				if(!nap(p, mqs_backoff_step(&reconnect, p->cfg.reconnect_max_ms))) break;
 				continue;
 			}
-			backoff = 100;
+			mqs_backoff_reset(&reconnect);
 		}
 		struct pollfd pfd = {PQsocket(l->conn), POLLIN, 0};
 		if(poll(&pfd, 1, 200) < 0) continue;

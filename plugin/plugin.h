@@ -164,6 +164,38 @@ static inline int64_t mqs_now_ms(clockid_t clk)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Reconnection backoff of the database threads (writer, listener, catch-up): the delay starts at
+ * 100 ms and doubles up to reconnect_max_ms after each failed attempt; a success resets it. */
+struct mqs_backoff {
+	long delay_ms;   /* the next delay; 0 until the first attempt (read as 100) */
+	int64_t next_ms; /* monotonic; no attempt before it (0: now) */
+};
+
+/* Returns the delay to wait after a failed attempt and doubles the next one. */
+static inline long mqs_backoff_step(struct mqs_backoff *b, long max_ms)
+{
+	long d = b->delay_ms > 0 ? b->delay_ms : 100;
+	b->delay_ms = d * 2 > max_ms ? max_ms : d * 2;
+	return d;
+}
+
+/* For threads that poll: false while the previous failure's delay runs; otherwise schedules the
+ * next attempt's earliest time as if this one fails, and returns true (attempt now). */
+static inline bool mqs_backoff_due(struct mqs_backoff *b, long max_ms)
+{
+	int64_t now = mqs_now_ms(CLOCK_MONOTONIC);
+	if(now < b->next_ms) return false;
+	b->next_ms = now + mqs_backoff_step(b, max_ms);
+	return true;
+}
+
+/* After a success: the next failure waits 100 ms, and an attempt may be made at once. */
+static inline void mqs_backoff_reset(struct mqs_backoff *b)
+{
+	b->delay_ms = 0;
+	b->next_ms = 0;
+}
+
 /* Frees any item, whatever its kind (state items through state.c's frees). Accepts NULL. */
 void mqs_item_free(struct mqs_item *item);
 

@@ -18,9 +18,8 @@ struct writer {
 	PGconn *conn;
 	bool presence_reset; /* this node's stale rows from an earlier run were cleared */
 	bool was_down;
-	long backoff_ms;
-	int64_t next_connect_ms; /* monotonic; no connection attempt before it */
-	int64_t retry_at_ms;     /* monotonic; after a failed statement, no retry before it */
+	struct mqs_backoff reconnect;
+	int64_t retry_at_ms; /* monotonic; after a failed statement, no retry before it */
 	time_t last_error_log;
 	/* pending messages, oldest first: a chain of items (no allocation, so nothing to fail) */
 	struct mqs_item *msg_head, *msg_tail;
@@ -122,9 +121,7 @@ static bool ensure_conn(struct writer *w)
 		PQfinish(w->conn);
 		w->conn = NULL;
 	}
-	if(mono_ms() < w->next_connect_ms) return false;
-	w->next_connect_ms = mono_ms() + w->backoff_ms;
-	w->backoff_ms = w->backoff_ms * 2 > w->p->cfg.reconnect_max_ms ? w->p->cfg.reconnect_max_ms : w->backoff_ms * 2;
+	if(!mqs_backoff_due(&w->reconnect, w->p->cfg.reconnect_max_ms)) return false;
 	char app[96];
 	snprintf(app, sizeof(app), "mqsync-writer:%s", w->p->cfg.node);
 	/* statement_timeout bounds a stuck statement (keepalives: see mqs_pg_connect). */
@@ -150,8 +147,7 @@ static bool ensure_conn(struct writer *w)
 	}
 	if(w->was_down) mqs_bglog(w->p, MOSQ_LOG_NOTICE, "database reachable again; draining %zu messages", w->nmsgs);
 	w->was_down = false;
-	w->backoff_ms = 100;
-	w->next_connect_ms = 0;
+	mqs_backoff_reset(&w->reconnect);
 	w->last_error_log = 0;
 	return true;
 }
@@ -511,7 +507,7 @@ static void *writer_main(void *arg)
 		if(stopping) {
 			timeout = 0;
 		} else if(has_pending(&w)) {
-			int64_t until = w.conn != NULL ? w.retry_at_ms : w.next_connect_ms;
+			int64_t until = w.conn != NULL ? w.retry_at_ms : w.reconnect.next_ms;
 			int64_t left = until - mono_ms();
 			timeout = left > 0 ? (int)left : 0;
 		}
@@ -544,7 +540,6 @@ bool mqs_writer_start(struct mqs_plugin *p)
 
 	if(w == NULL) return false;
 	w->p = p;
-	w->backoff_ms = 100;
 	w->receipts = hmap_new(item_free_cb);
 	w->presence = hmap_new(item_free_cb);
 	w->batch = calloc((size_t)p->cfg.batch_max, sizeof(*w->batch));
