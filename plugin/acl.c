@@ -31,7 +31,10 @@ static bool governed(const struct mqs_state *st, const struct mqs_topic *t, cons
 	switch(t->kind) {
 	case MQS_TOPIC_MESSAGES:
 	case MQS_TOPIC_RECEIPTS:
-		return mqs_state_is_member(st, t->id, uid);
+		if(mqs_state_is_member(st, t->id, uid)) return true;
+		/* SPEC 3.7: admin users read every group's messages and receipts, publish only as members. */
+		u = mqs_state_user(st, uid);
+		return !write && u != NULL && u->admin;
 	case MQS_TOPIC_INBOX:
 		/* Only the server publishes here (mosquitto_broker_publish skips WRITE checks). */
 		return !write && strcmp(t->id, uid) == 0;
@@ -66,23 +69,42 @@ static struct mqs_acl_decision refused(const struct mqs_state *st, const char *u
 	return d;
 }
 
-/* SUBSCRIBE and UNSUBSCRIBE: decided on what the filter can match. */
+/* SUBSCRIBE and UNSUBSCRIBE: decided on what the filter can match. A shared subscription that can
+ * match a governed topic is for admin users only (SPEC 3: a non-member in a member's share would
+ * take deliveries the READ check then drops, for the whole share). */
 static struct mqs_acl_decision decide_filter(const struct mqs_state *st, int other, const char *uid, int access,
                                              const char *filter)
 {
+	static const struct mqs_acl_decision SHARE_REFUSED = {MOSQ_ERR_ACL_DENIED,
+	                                                      "shared subscriptions on governed topics are for admin "
+	                                                      "users only"};
+	const char *body = mqs_filter_share_body(filter);
+	enum mqs_filter_scope scope;
 	struct mqs_topic t;
+	const struct mqs_user *u;
 
-	switch(mqs_filter_classify(filter, &t)) {
+	scope = mqs_filter_classify(filter, &t);
+	if(access == MOSQ_ACL_SUBSCRIBE && body != NULL &&
+	   (scope == MQS_FILTER_EXACT || scope == MQS_FILTER_WILDCARD)) {
+		u = mqs_state_user(st, uid);
+		if(u == NULL || !u->admin) return SHARE_REFUSED;
+	}
+	switch(scope) {
 	case MQS_FILTER_OTHER:
 		return other_topics(other);
 	case MQS_FILTER_BAD:
 		return access == MOSQ_ACL_UNSUBSCRIBE ? ALLOW : refused(st, uid, access, filter);
 	case MQS_FILTER_WILDCARD:
-		/* Allowed; each delivery is then checked with READ. */
-		return uid != NULL ? ALLOW : DENY;
+		/* Allowed; each delivery is then checked with READ. A client that is no user gets no
+		 * governed message, so a filter that merely overlaps governed topics ("#", "+/+") is an
+		 * other-topics filter for it, as on a broker without the plugin (SPEC 3); one under
+		 * groups/, users/ or system/ can match nothing it may read. */
+		if(uid != NULL) return ALLOW;
+		body = body != NULL ? body : filter;
+		return (body[0] == '#' || body[0] == '+') ? other_topics(other) : DENY;
 	case MQS_FILTER_EXACT:
 		if(access == MOSQ_ACL_UNSUBSCRIBE || governed(st, &t, uid, false)) return ALLOW;
-		return refused(st, uid, access, filter);
+		return refused(st, uid, access, body != NULL ? body : filter);
 	}
 	return DENY;
 }
@@ -116,13 +138,29 @@ static int offline_check(struct mqs_plugin *p, const struct mosquitto_evt_acl_ch
 	if(ev->access == MOSQ_ACL_WRITE) {
 		const char *name = mqs_client_name(p, ev->client);
 		p->stat_refused++;
-		mqs_plog(ev->client, MOSQ_LOG_NOTICE,
-		         "refused will of '%s' on '%s'%s: wills on governed topics are never published",
-		         name ? name : "?", ev->topic, ev->retain ? " (retained)" : "");
+		mqs_refusal_log(p, ev->client, "will", "governed topic",
+		                "refused will of '%s' on '%s'%s: wills on governed topics are never published",
+		                name ? name : "?", ev->topic, ev->retain ? " (retained)" : "");
 		return MOSQ_ERR_ACL_DENIED;
 	}
 	if(t.kind == MQS_TOPIC_ALERTS) return MOSQ_ERR_PLUGIN_DEFER; /* alerts still queue, as before */
 	return MOSQ_ERR_ACL_DENIED;
+}
+
+/* Whether a granted filter can bring group messages or receipts (SPEC 3: a removed member's
+ * connections holding such a subscription are disconnected, clients.c). */
+static bool may_hold_groups(const char *filter)
+{
+	struct mqs_topic t;
+
+	switch(mqs_filter_classify(filter, &t)) {
+	case MQS_FILTER_WILDCARD:
+		return true;
+	case MQS_FILTER_EXACT:
+		return t.kind == MQS_TOPIC_MESSAGES || t.kind == MQS_TOPIC_RECEIPTS;
+	default:
+		return false;
+	}
 }
 
 int mqs_on_acl_check(int event, void *event_data, void *userdata)
@@ -145,10 +183,14 @@ int mqs_on_acl_check(int event, void *event_data, void *userdata)
 	if(rc != MOSQ_ERR_PLUGIN_DEFER) return rc;
 	const char *uid = mqs_client_uid(p, ev->client);
 	struct mqs_acl_decision d = mqs_acl_decide(p->state, p->cfg.other_topics, uid, ev->access, ev->topic);
+	const char *kind = ev->access == MOSQ_ACL_WRITE ? "publish" : "subscription";
 	if(d.why != NULL) {
-		/* SPEC 3.1: every refusal has a log line. */
-		mqs_plog(ev->client, MOSQ_LOG_NOTICE, "refused %s from '%s' to '%s': %s",
-		         ev->access == MOSQ_ACL_WRITE ? "publish" : "subscription", uid ? uid : "?", ev->topic, d.why);
+		/* SPEC 3.1: every refusal has a log line (throttled). */
+		mqs_refusal_log(p, ev->client, kind, d.why, "refused %s from '%s' to '%s': %s", kind, uid ? uid : "?",
+		                ev->topic, d.why);
+	} else if(d.rc == MOSQ_ERR_SUCCESS && c != NULL && ev->access == MOSQ_ACL_SUBSCRIBE &&
+	          may_hold_groups(ev->topic)) {
+		c->group_subs = true; /* see mqs_clients_removed */
 	}
 	return d.rc;
 }

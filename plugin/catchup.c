@@ -25,8 +25,8 @@
 static int refuse(struct mqs_plugin *p, const struct mosquitto_evt_message *ev, const char *uid, const char *why)
 {
 	p->stat_refused++;
-	mqs_plog(ev->client, MOSQ_LOG_NOTICE, "refused catch-up request from '%s' on '%s': %s", uid ? uid : "?",
-	         ev->topic, why);
+	mqs_refusal_log(p, ev->client, "catch-up request", why, "refused catch-up request from '%s' on '%s': %s",
+	                uid ? uid : "?", ev->topic, why);
 	return MOSQ_ERR_ACL_DENIED;
 }
 

@@ -130,6 +130,24 @@ int mqs_on_reload(int event, void *event_data, void *userdata)
 	return MOSQ_ERR_SUCCESS;
 }
 
+/* Whether password can be a token: exactly MQS_TOKEN_LEN base64url characters. The MQTT password
+ * is binary, but Mosquitto (2.0 and 2.1) hands BASIC_AUTH only a NUL-terminated copy, without its
+ * length: the bytes from a NUL on are invisible here. Requiring the whole visible part to be one
+ * token means a NUL can only ever hide bytes after a complete token (docs/plugin.md). */
+static bool token_shaped(const char *password)
+{
+	size_t n = 0;
+
+	if(password == NULL) return false;
+	for(; password[n] != '\0'; n++) {
+		char ch = password[n];
+		bool b64url = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+		              ch == '-' || ch == '_';
+		if(!b64url || n >= MQS_TOKEN_LEN) return false;
+	}
+	return n == MQS_TOKEN_LEN;
+}
+
 int mqs_on_basic_auth(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_basic_auth *ev = event_data;
@@ -140,11 +158,12 @@ int mqs_on_basic_auth(int event, void *event_data, void *userdata)
 
 	(void)event;
 	if(clientid != NULL && strpbrk(clientid, "+#") != NULL) {
-		mqs_plog(NULL, MOSQ_LOG_NOTICE, "refused client id '%s': contains + or #", clientid);
+		mqs_refusal_log(p, NULL, "connection", "client id with + or #",
+		                "refused client id '%s': contains + or #", clientid);
 		return MOSQ_ERR_AUTH;
 	}
 	if(uid != NULL && strpbrk(uid, "+#") != NULL) {
-		mqs_plog(ev->client, MOSQ_LOG_NOTICE, "refused username with + or #");
+		mqs_refusal_log(p, ev->client, "connection", "username with + or #", "refused username with + or #");
 		return MOSQ_ERR_AUTH;
 	}
 	if(mqs_wake_is_credential(&p->wake, uid, ev->password)) return remember(p, ev->client, NULL, NULL, true);
@@ -163,10 +182,10 @@ int mqs_on_basic_auth(int event, void *event_data, void *userdata)
 		return MOSQ_ERR_AUTH;
 	}
 	const struct mqs_user *u = mqs_id_valid(uid) ? mqs_state_user(p->state, uid) : NULL;
-	if(u == NULL || ev->password == NULL || !mqs_token_hash(ev->password, strlen(ev->password), hash) ||
+	if(u == NULL || !token_shaped(ev->password) || !mqs_token_hash(ev->password, MQS_TOKEN_LEN, hash) ||
 	   !mqs_user_has_token(u, hash)) {
-		mqs_plog(ev->client, MOSQ_LOG_NOTICE, "authentication failed for user '%s'",
-		         mqs_id_valid(uid) ? uid : "?");
+		mqs_refusal_log(p, ev->client, "connection", "authentication failed",
+		                "authentication failed for user '%s'", mqs_id_valid(uid) ? uid : "?");
 		return MOSQ_ERR_AUTH;
 	}
 	int rc = remember(p, ev->client, uid, hash, false);
@@ -204,10 +223,13 @@ int mqs_on_disconnect(int event, void *event_data, void *userdata)
 
 #define KICK_BATCH 32
 
-struct revalidate {
+/* One walk over the client table for the online connections of uid that want() picks. */
+struct kick_walk {
 	struct mqs_plugin *p;
 	const char *uid;
-	const struct mqs_user *user;  /* NULL: the user is gone */
+	const struct mqs_user *user; /* uid's record; NULL: the user is gone */
+	bool (*want)(const struct kick_walk *w, const struct mqs_client *c, const struct mosquitto *client);
+	const char *why;              /* for the log line */
 	const char *kick[KICK_BATCH]; /* client ids to disconnect (the broker's strings) */
 	size_t nkick;
 	bool more; /* more clients to disconnect than this batch holds */
@@ -215,41 +237,107 @@ struct revalidate {
 
 static void check_client(const void *key, size_t keylen, void *value, void *arg)
 {
-	struct revalidate *r = arg;
+	struct kick_walk *w = arg;
 	struct mqs_client *c = value;
 	struct mosquitto *client;
 
 	(void)keylen;
-	if(c->wake || !c->online || strcmp(c->user, r->uid) != 0) return;
-	if(r->user != NULL && (!c->has_token || mqs_user_has_token(r->user, c->token_hash))) return;
-	if(!r->p->cfg.auth && r->user == NULL) return; /* not ours to judge */
+	if(c->wake || !c->online || strcmp(c->user, w->uid) != 0) return;
 	memcpy(&client, key, sizeof(client));
+	if(!w->want(w, c, client)) return;
 	const char *id = mosquitto_client_id(client);
 	if(id == NULL) return;
-	if(r->nkick == KICK_BATCH) {
-		r->more = true;
+	if(w->nkick == KICK_BATCH) {
+		w->more = true;
 		return;
 	}
-	r->kick[r->nkick++] = id;
+	w->kick[w->nkick++] = id;
 }
 
 /* Kicks in batches of KICK_BATCH, walking the table again after each: a kick calls back into
  * DISCONNECT, which edits the table (so never during the walk) and marks the record offline (so the
  * next walk skips it). No allocation, so running out of memory cannot leave a revoked client
  * connected. Bounded by the number of records, in case a kick leaves one online. */
-void mqs_clients_revalidate(struct mqs_plugin *p, const char *uid)
+static void kick_matching(struct kick_walk *w)
 {
-	struct revalidate r = {.p = p, .uid = uid, .user = mqs_state_user(p->state, uid)};
-	size_t passes = hmap_count(p->clients) / KICK_BATCH + 2;
+	size_t passes = hmap_count(w->p->clients) / KICK_BATCH + 2;
 
 	do {
-		r.nkick = 0;
-		r.more = false;
-		hmap_each(p->clients, check_client, &r);
-		for(size_t i = 0; i < r.nkick; i++) {
-			mqs_plog(NULL, MOSQ_LOG_NOTICE, "disconnecting client '%s' of user '%s': token revoked",
-			         r.kick[i], uid);
-			mosquitto_kick_client_by_clientid(r.kick[i], false);
+		w->nkick = 0;
+		w->more = false;
+		hmap_each(w->p->clients, check_client, w);
+		for(size_t i = 0; i < w->nkick; i++) {
+			mqs_plog(NULL, MOSQ_LOG_NOTICE, "disconnecting client '%s' of user '%s': %s", w->kick[i],
+			         w->uid, w->why);
+			mosquitto_kick_client_by_clientid(w->kick[i], false);
 		}
-	} while(r.more && --passes > 0);
+	} while(w->more && --passes > 0);
+}
+
+/* A connection whose token is no longer one of its user's (or whose user is gone). */
+static bool revoked(const struct kick_walk *w, const struct mqs_client *c, const struct mosquitto *client)
+{
+	(void)client;
+	if(w->user != NULL && (!c->has_token || mqs_user_has_token(w->user, c->token_hash))) return false;
+	return w->p->cfg.auth || w->user != NULL; /* auth false and the user gone: not ours to judge */
+}
+
+void mqs_clients_revalidate(struct mqs_plugin *p, const char *uid)
+{
+	struct kick_walk w = {
+	        .p = p, .uid = uid, .user = mqs_state_user(p->state, uid), .want = revoked, .why = "token revoked"};
+	kick_matching(&w);
+}
+
+/* A connection that may hold deliveries of a group its user was just removed from. */
+static bool may_hold_group(const struct kick_walk *w, const struct mqs_client *c, const struct mosquitto *client)
+{
+	(void)w;
+	return c->group_subs || !mosquitto_client_clean_session(client);
+}
+
+void mqs_clients_removed(struct mqs_plugin *p, const char *uid, const char *gid)
+{
+	struct mqs_removal *r = calloc(1, sizeof(*r));
+
+	if(r == NULL) {
+		mqs_plog(NULL, MOSQ_LOG_WARNING,
+		         "out of memory: connections of '%s' not disconnected after removal from '%s'", uid, gid);
+		return;
+	}
+	r->due_ms = mqs_now_ms(CLOCK_MONOTONIC) + MQS_REMOVAL_KICK_MS;
+	snprintf(r->user, sizeof(r->user), "%s", uid);
+	snprintf(r->group, sizeof(r->group), "%s", gid);
+	if(p->removals == NULL) p->removals_tail = &p->removals;
+	*p->removals_tail = r;
+	p->removals_tail = &r->next;
+}
+
+void mqs_clients_tick(struct mqs_plugin *p)
+{
+	int64_t now = mqs_now_ms(CLOCK_MONOTONIC);
+
+	while(p->removals != NULL && p->removals->due_ms <= now) {
+		struct mqs_removal *r = p->removals;
+		char why[MQS_ID_MAX + 32];
+		struct kick_walk w = {.p = p,
+		                      .uid = r->user,
+		                      .user = mqs_state_user(p->state, r->user),
+		                      .want = may_hold_group,
+		                      .why = why};
+		snprintf(why, sizeof(why), "removed from group '%s'", r->group);
+		p->removals = r->next;
+		if(!(w.user != NULL && w.user->admin) && !mqs_state_is_member(p->state, r->group, r->user))
+			kick_matching(&w);
+		free(r);
+	}
+}
+
+void mqs_clients_removals_free(struct mqs_plugin *p)
+{
+	while(p->removals != NULL) {
+		struct mqs_removal *r = p->removals;
+		p->removals = r->next;
+		free(r);
+	}
 }

@@ -27,6 +27,7 @@ static const struct mqs_conf_entry opt_table[] = {
         {OPT("other_topics"), MQS_CONF_ENUM, OFF(other_topics), "defer", 0, 0, other_choices},
         {OPT("max_payload"), MQS_CONF_LONG, OFF(max_payload), "262144", 1, 268435455, NULL},
         {OPT("receipts_max_members"), MQS_CONF_LONG, OFF(receipts_max_members), "1000", 0, 100000000, NULL},
+        {OPT("refusal_log_burst"), MQS_CONF_LONG, OFF(refusal_log_burst), "5", 0, 1000000, NULL},
         {OPT("batch_max"), MQS_CONF_LONG, OFF(batch_max), "1000", 1, 100000, NULL},
         {OPT("spool_max_bytes"), MQS_CONF_LONG, OFF(spool_max_bytes), "268435456", 4096, LONG_MAX, NULL},
         {OPT("spool_fsync"), MQS_CONF_BOOL, OFF(spool_fsync), "false", 0, 0, NULL},
@@ -106,11 +107,12 @@ const char *mqs_config_describe(const struct mqs_config *cfg, char *buf, size_t 
 {
 	snprintf(buf, buflen,
 	         "node=%s spool_dir=%s auth=%s envelope=%s other_topics=%s max_payload=%ld receipts_max_members=%ld "
-	         "batch_max=%ld spool_max_bytes=%ld spool_fsync=%s reconnect_max_ms=%ld presence_interval_s=%ld "
+	         "refusal_log_burst=%ld batch_max=%ld spool_max_bytes=%ld spool_fsync=%s reconnect_max_ms=%ld "
+	         "presence_interval_s=%ld "
 	         "wake_address=%s",
 	         cfg->node, cfg->spool_dir, cfg->auth ? "true" : "false", envelope_choices[cfg->envelope],
-	         other_choices[cfg->other_topics], cfg->max_payload, cfg->receipts_max_members, cfg->batch_max,
-	         cfg->spool_max_bytes, cfg->spool_fsync ? "true" : "false", cfg->reconnect_max_ms,
+	         other_choices[cfg->other_topics], cfg->max_payload, cfg->receipts_max_members, cfg->refusal_log_burst,
+	         cfg->batch_max, cfg->spool_max_bytes, cfg->spool_fsync ? "true" : "false", cfg->reconnect_max_ms,
 	         cfg->presence_interval_s, cfg->wake_address);
 	return buf;
 }

@@ -22,6 +22,7 @@ struct mqs_config {
 	int other_topics;          /* enum mqs_other_topics */
 	long max_payload;          /* bytes, default 262144 */
 	long receipts_max_members; /* default 1000 */
+	long refusal_log_burst;    /* refusal log lines per reason per second, default 5; 0: all (plog.c) */
 	long batch_max;            /* messages per transaction, default 1000 */
 	long spool_max_bytes;      /* backpressure limit, default 256 MiB */
 	bool spool_fsync;          /* fsync each spool append, default false */

@@ -225,7 +225,10 @@ static void on_state(struct mqs_plugin *p, struct mqs_item *it)
 	}
 	if(c.user[0] != '\0') mqs_clients_revalidate(p, c.user);
 	if(c.member == MQS_MEMBER_ADDED) inbox_event(c.member_user, "member_added", c.member_group);
-	if(c.member == MQS_MEMBER_REMOVED) inbox_event(c.member_user, "member_removed", c.member_group);
+	if(c.member == MQS_MEMBER_REMOVED) {
+		inbox_event(c.member_user, "member_removed", c.member_group);
+		mqs_clients_removed(p, c.member_user, c.member_group);
+	}
 }
 
 bool mqs_deliver_drain(struct mqs_plugin *p, enum mqs_drain_mode mode)

@@ -30,7 +30,8 @@ static int hold_back(struct mqs_plugin *p, struct mosquitto_evt_message *ev)
 static int refuse(struct mqs_plugin *p, const struct mosquitto_evt_message *ev, const char *uid, const char *why)
 {
 	p->stat_refused++;
-	mqs_plog(ev->client, MOSQ_LOG_NOTICE, "refused publish from '%s' to '%s': %s", uid ? uid : "?", ev->topic, why);
+	mqs_refusal_log(p, ev->client, "publish", why, "refused publish from '%s' to '%s': %s", uid ? uid : "?",
+	                ev->topic, why);
 	return MOSQ_ERR_ACL_DENIED;
 }
 

@@ -1,7 +1,9 @@
 /* listener: the thread that keeps the broker's state fresh. It LISTENs on mqsync_state and
- * mqsync_msg, loads the whole state after every (re)connect, reloads one user, group or
- * membership per notification, and fetches messages other brokers committed so they are delivered
- * live here too (SPEC 8). Touches only libpq and the queues. */
+ * mqsync_msg, loads the whole state after every (re)connect, then takes notifications in rounds:
+ * every one that has arrived, each change once, reloaded with one set-based statement per kind
+ * (users, memberships, groups), revocations and removals first; and it fetches messages other
+ * brokers committed so they are delivered live here too (SPEC 8). Touches only libpq and the
+ * queues. */
 #include <arpa/inet.h>
 #include <libpq-fe.h>
 #include <mosquitto.h> /* MOSQ_LOG_* levels only: this thread never calls the broker */
@@ -71,16 +73,15 @@ static void set_seen(struct listener *l, const char *gid, int64_t seq)
 	if(!hmap_puts(l->seen, gid, v)) free(v);
 }
 
-/* Adds the tokens in res (binary: user_id, token_hash) to their users: to only, when not NULL
- * (res then holds only its tokens), else to the users of st. False on out of memory. */
-static bool add_tokens(struct mqs_state *st, struct mqs_user *only, PGresult *res)
+/* Adds the tokens in res (binary: user_id, token_hash) to the users of st. False on out of memory. */
+static bool add_tokens(struct mqs_state *st, PGresult *res)
 {
 	for(int r = 0; r < PQntuples(res); r++) {
 		char id[MQS_ID_MAX + 1];
 		const uint8_t *hash = (const uint8_t *)PQgetvalue(res, r, 1);
 		snprintf(id, sizeof(id), "%.*s", PQgetlength(res, r, 0), PQgetvalue(res, r, 0));
 		if(PQgetlength(res, r, 1) != MQS_TOKEN_HASH_LEN) continue;
-		if(only != NULL ? !mqs_user_add_token(only, hash) : !mqs_state_add_token(st, id, hash)) return false;
+		if(!mqs_state_add_token(st, id, hash)) return false;
 	}
 	return true;
 }
@@ -143,7 +144,7 @@ static bool load_snapshot(struct listener *l)
 	ok = add_users(s->state, res);
 	PQclear(res);
 	if(!ok || (res = query(l, "SELECT user_id, token_hash FROM user_tokens", 0, NULL, 1)) == NULL) goto fail;
-	ok = add_tokens(s->state, NULL, res);
+	ok = add_tokens(s->state, res);
 	PQclear(res);
 	if(!ok || (res = query(l, "SELECT id, last_seq FROM groups", 0, NULL, 0)) == NULL) goto fail;
 	ok = add_groups(l, s->state, res);
@@ -164,69 +165,107 @@ fail:
 	return false;
 }
 
-static bool reload_user(struct listener *l, const char *id)
+/* One ITEM_MEMBER for the broker thread. False on out of memory. */
+static bool emit_member(struct listener *l, const char *gid, const char *uid, bool exists, enum mqs_role role)
 {
-	const char *params[1] = {id};
-	struct mqs_user_change *c = calloc(1, sizeof(*c));
-	PGresult *res;
-
-	if(c == NULL) return false;
-	c->hdr.kind = ITEM_USER;
-	snprintf(c->id, sizeof(c->id), "%s", id);
-	if((res = query(l, "SELECT is_admin FROM users WHERE id = $1", 1, params, 0)) == NULL) goto fail;
-	c->exists = PQntuples(res) == 1;
-	if(c->exists && (c->user = mqs_user_new(id, PQgetvalue(res, 0, 0)[0] == 't')) == NULL) goto fail;
-	PQclear(res);
-	res = NULL;
-	if(c->exists) {
-		res = query(l, "SELECT user_id, token_hash FROM user_tokens WHERE user_id = $1", 1, params, 1);
-		if(res == NULL || !add_tokens(NULL, c->user, res)) goto fail;
-		PQclear(res);
-	}
-	emit(l, &c->hdr);
-	return true;
-fail:
-	PQclear(res);
-	mqs_item_free(&c->hdr);
-	return false;
-}
-
-static bool reload_group(struct listener *l, const char *id)
-{
-	const char *params[1] = {id};
-	PGresult *res = query(l, "SELECT last_seq FROM groups WHERE id = $1", 1, params, 0);
-	if(res == NULL) return false;
-	struct mqs_group_change *c = calloc(1, sizeof(*c));
-	if(c == NULL) {
-		PQclear(res);
-		return false;
-	}
-	c->hdr.kind = ITEM_GROUP;
-	snprintf(c->id, sizeof(c->id), "%s", id);
-	c->exists = PQntuples(res) == 1;
-	if(c->exists) c->last_seq = mqs_pg_int(res, 0, 0);
-	PQclear(res);
-	emit(l, &c->hdr);
-	return true;
-}
-
-static bool reload_member(struct listener *l, const char *gid, const char *uid)
-{
-	const char *params[2] = {gid, uid};
-	PGresult *res = query(l, "SELECT role FROM memberships WHERE group_id = $1 AND user_id = $2", 2, params, 0);
-	if(res == NULL) return false;
 	struct mqs_member_change *c = calloc(1, sizeof(*c));
-	if(c == NULL) {
-		PQclear(res);
-		return false;
-	}
+	if(c == NULL) return false;
 	c->hdr.kind = ITEM_MEMBER;
 	snprintf(c->group, sizeof(c->group), "%s", gid);
 	snprintf(c->user, sizeof(c->user), "%s", uid);
-	c->exists = PQntuples(res) == 1;
-	c->role = c->exists ? role_of(PQgetvalue(res, 0, 0)) : ROLE_MEMBER;
-	PQclear(res);
+	c->exists = exists;
+	c->role = exists ? role : ROLE_MEMBER;
 	emit(l, &c->hdr);
+	return true;
+}
+
+/* Reloads the users in ids (a text array literal) in one statement and emits one ITEM_USER each:
+ * the user with all its tokens, or gone. False if the query failed or memory ran out. */
+static bool reload_users(struct listener *l, const char *ids)
+{
+	const char *params[1] = {ids};
+	/* Binary: id bytes, is_admin one byte (NULL: the user is gone), token_hash (NULL: none). */
+	PGresult *res = query(l,
+	                      "SELECT c.id, u.is_admin, t.token_hash FROM unnest($1::text[]) AS c(id)"
+	                      " LEFT JOIN users u ON u.id = c.id LEFT JOIN user_tokens t ON t.user_id = u.id"
+	                      " ORDER BY c.id",
+	                      1, params, 1);
+	struct mqs_user_change *c = NULL;
+	bool ok = res != NULL;
+
+	for(int r = 0; ok && r < PQntuples(res); r++) {
+		char id[MQS_ID_MAX + 1];
+		snprintf(id, sizeof(id), "%.*s", PQgetlength(res, r, 0), PQgetvalue(res, r, 0));
+		if(c == NULL || strcmp(c->id, id) != 0) {
+			if(c != NULL) emit(l, &c->hdr);
+			if((c = calloc(1, sizeof(*c))) == NULL) {
+				ok = false;
+				break;
+			}
+			c->hdr.kind = ITEM_USER;
+			snprintf(c->id, sizeof(c->id), "%s", id);
+			c->exists = !PQgetisnull(res, r, 1);
+			if(c->exists && (c->user = mqs_user_new(id, PQgetvalue(res, r, 1)[0] != 0)) == NULL) ok = false;
+		}
+		if(ok && c->exists && !PQgetisnull(res, r, 2) && PQgetlength(res, r, 2) == MQS_TOKEN_HASH_LEN)
+			ok = mqs_user_add_token(c->user, (const uint8_t *)PQgetvalue(res, r, 2));
+	}
+	if(c != NULL) {
+		if(ok)
+			emit(l, &c->hdr);
+		else
+			mqs_item_free(&c->hdr);
+	}
+	PQclear(res);
+	return ok;
+}
+
+/* Reloads the groups in ids (a text array literal) in one statement: one ITEM_GROUP each. */
+static bool reload_groups(struct listener *l, const char *ids)
+{
+	const char *params[1] = {ids};
+	PGresult *res =
+	        query(l, "SELECT c.id, g.last_seq FROM unnest($1::text[]) AS c(id) LEFT JOIN groups g ON g.id = c.id",
+	              1, params, 0);
+	bool ok = res != NULL;
+
+	for(int r = 0; ok && r < PQntuples(res); r++) {
+		struct mqs_group_change *c = calloc(1, sizeof(*c));
+		if(c == NULL) {
+			ok = false;
+			break;
+		}
+		c->hdr.kind = ITEM_GROUP;
+		snprintf(c->id, sizeof(c->id), "%s", PQgetvalue(res, r, 0));
+		c->exists = !PQgetisnull(res, r, 1);
+		if(c->exists) c->last_seq = mqs_pg_int(res, r, 1);
+		emit(l, &c->hdr);
+	}
+	PQclear(res);
+	return ok;
+}
+
+/* The memberships of the (gids[i], uids[i]) pairs (text array literals), in one statement: rows of
+ * group_id, user_id, role (NULL: no such membership). NULL if the query failed. */
+static PGresult *load_members(struct listener *l, const char *gids, const char *uids)
+{
+	const char *params[2] = {gids, uids};
+	return query(l,
+	             "SELECT c.g, c.u, m.role FROM unnest($1::text[], $2::text[]) AS c(g, u)"
+	             " LEFT JOIN memberships m ON m.group_id = c.g AND m.user_id = c.u",
+	             2, params, 0);
+}
+
+/* Emits the rows of res (load_members) that are removals (gone: true) or the others. */
+static bool emit_members(struct listener *l, const PGresult *res, bool gone)
+{
+	for(int r = 0; r < PQntuples(res); r++) {
+		bool exists = !PQgetisnull(res, r, 2);
+		if(exists == gone) continue;
+		if(!emit_member(l, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), exists,
+		                exists ? role_of(PQgetvalue(res, r, 2)) : ROLE_MEMBER))
+			return false;
+	}
 	return true;
 }
 
@@ -283,24 +322,6 @@ static bool on_msg_notify(struct listener *l, const char *gid, int64_t last_seq)
 	return true;
 }
 
-/* Handles one mqsync_state notification. False if the connection should be reset (a query
- * failed); a payload that is not one of ours is ignored. */
-static bool on_notify(struct listener *l, const PGnotify *n)
-{
-	char a[MQS_ID_MAX + 1], b[MQS_ID_MAX + 1];
-
-	switch(mqs_notify_state_parse(n->extra, a, b)) {
-	case MQS_NOTIFY_USER:
-		return reload_user(l, a);
-	case MQS_NOTIFY_GROUP:
-		return reload_group(l, a);
-	case MQS_NOTIFY_MEMBER:
-		return reload_member(l, a, b);
-	default:
-		return true;
-	}
-}
-
 /* Notes last_seq for gid in msgs (gid -> int64_t *), keeping the highest. */
 static void note_msg(struct hmap *msgs, const char *gid, int64_t seq)
 {
@@ -328,31 +349,115 @@ static void fetch_one(const void *key, size_t keylen, void *value, void *arg)
 	if(l->fetch_ok) l->fetch_ok = on_msg_notify(l, gid, *(int64_t *)value);
 }
 
-/* Takes every pending notification: membership, user and token changes are applied first (they
- * bound how long a revoked user keeps access); then, per group, only the highest last_seq is
- * fetched, however many commits were announced. False if a query failed. */
+#define DRAIN_MAX 100000 /* notifications taken in one round before acting on them */
+#define DRAIN_MS  20     /* time spent taking them, at most, before acting */
+
+/* What one round of notifications announced: each user, group, membership once, and per group
+ * the highest last_seq. The state changes become arrays for set-based reloads. */
+struct changes {
+	struct mqs_pgarr users, groups, member_g, member_u;
+	struct hmap *seen; /* "u:ID", "g:ID", "m:GID:UID" -> (void *)1: the changes noted (':' is in no id) */
+	struct hmap *msgs; /* gid -> int64_t * */
+	bool oom;
+};
+
+/* Notes one notification. A payload that is not one of ours is ignored. */
+static void note(struct changes *ch, const PGnotify *n)
+{
+	char a[MQS_ID_MAX + 1], b[MQS_ID_MAX + 1], key[2 * MQS_ID_MAX + 4];
+	int64_t seq;
+	enum mqs_notify_state kind;
+
+	if(strcmp(n->relname, MQS_CHAN_MSG) == 0) {
+		if(mqs_notify_msg_parse(n->extra, a, &seq)) note_msg(ch->msgs, a, seq);
+		return;
+	}
+	kind = mqs_notify_state_parse(n->extra, a, b);
+	if(kind == MQS_NOTIFY_BAD) return;
+	snprintf(key, sizeof(key), "%c:%s%s%s",
+	         kind == MQS_NOTIFY_USER    ? 'u'
+	         : kind == MQS_NOTIFY_GROUP ? 'g'
+	                                    : 'm',
+	         a, kind == MQS_NOTIFY_MEMBER ? ":" : "", kind == MQS_NOTIFY_MEMBER ? b : "");
+	if(hmap_gets(ch->seen, key) != NULL) return;
+	if(!hmap_puts(ch->seen, key, (void *)1)) {
+		ch->oom = true;
+		return;
+	}
+	if(kind == MQS_NOTIFY_USER) {
+		mqs_pgarr_add_str(&ch->users, a, strlen(a));
+	} else if(kind == MQS_NOTIFY_GROUP) {
+		mqs_pgarr_add_str(&ch->groups, a, strlen(a));
+	} else {
+		mqs_pgarr_add_str(&ch->member_g, a, strlen(a));
+		mqs_pgarr_add_str(&ch->member_u, b, strlen(b));
+	}
+}
+
+/* Takes every notification that has arrived (reading the socket again while more is there, up to
+ * DRAIN_MAX or DRAIN_MS). False if the connection broke. */
+static bool drain(struct listener *l, struct changes *ch)
+{
+	int64_t end = mqs_now_ms(CLOCK_MONOTONIC) + DRAIN_MS;
+	size_t taken = 0;
+
+	for(;;) {
+		PGnotify *n;
+		while((n = PQnotifies(l->conn)) != NULL) {
+			note(ch, n);
+			PQfreemem(n);
+			taken++;
+		}
+		if(taken >= DRAIN_MAX || mqs_now_ms(CLOCK_MONOTONIC) >= end) return true;
+		struct pollfd pfd = {PQsocket(l->conn), POLLIN, 0};
+		if(poll(&pfd, 1, 0) <= 0) return true;
+		if(PQconsumeInput(l->conn) != 1) return false;
+	}
+}
+
+/* The state changes of one round, in the order that bounds how long access outlives its
+ * revocation (SPEC 3: within 1 s, however many changes are announced at once): users and their
+ * tokens, then membership removals, handed to the broker thread at once; then groups and the other
+ * membership changes. One statement each, whatever the number of changes. False if a query failed
+ * or memory ran out (the caller reconnects and reloads everything). */
+static bool apply_changes(struct listener *l, struct changes *ch)
+{
+	const char *users = mqs_pgarr_text(&ch->users), *groups = mqs_pgarr_text(&ch->groups);
+	const char *mg = mqs_pgarr_text(&ch->member_g), *mu = mqs_pgarr_text(&ch->member_u);
+	PGresult *members = NULL;
+	bool ok;
+
+	if(ch->oom || users == NULL || groups == NULL || mg == NULL || mu == NULL) return false;
+	ok = ch->users.n == 0 || reload_users(l, users);
+	if(ok && ch->member_g.n > 0) {
+		members = load_members(l, mg, mu);
+		ok = members != NULL && emit_members(l, members, true);
+	}
+	flush_out(l);
+	if(ok && ch->groups.n > 0) ok = reload_groups(l, groups);
+	if(ok && members != NULL) ok = emit_members(l, members, false);
+	PQclear(members);
+	return ok;
+}
+
+/* Takes every pending notification, applies the state changes (apply_changes), then fetches, per
+ * group, only the highest last_seq announced, however many commits were. False if a query failed. */
 static bool handle_notifications(struct listener *l)
 {
-	struct hmap *msgs = hmap_new(free_ptr);
-	PGnotify *n;
-	bool ok = msgs != NULL;
+	struct changes ch = {.seen = hmap_new(NULL), .msgs = hmap_new(free_ptr)};
+	bool ok = ch.seen != NULL && ch.msgs != NULL && drain(l, &ch) && apply_changes(l, &ch);
 
-	while((n = PQnotifies(l->conn)) != NULL) {
-		char gid[MQS_ID_MAX + 1];
-		int64_t seq;
-		if(strcmp(n->relname, MQS_CHAN_MSG) != 0) {
-			if(ok) ok = on_notify(l, n);
-		} else if(ok && mqs_notify_msg_parse(n->extra, gid, &seq)) {
-			note_msg(msgs, gid, seq);
-		}
-		PQfreemem(n);
-	}
 	if(ok) {
 		l->fetch_ok = true;
-		hmap_each(msgs, fetch_one, l);
+		hmap_each(ch.msgs, fetch_one, l);
 		ok = l->fetch_ok;
 	}
-	hmap_free(msgs);
+	hmap_free(ch.seen);
+	hmap_free(ch.msgs);
+	mqs_pgarr_free(&ch.users);
+	mqs_pgarr_free(&ch.groups);
+	mqs_pgarr_free(&ch.member_g);
+	mqs_pgarr_free(&ch.member_u);
 	return ok;
 }
 

@@ -55,6 +55,8 @@ static int on_tick(int event, void *event_data, void *userdata)
 	mqs_wake_clear(&p->wake);
 	if(atomic_load(&p->to_broker.count) > 0) mqs_deliver_drain(p, MQS_DRAIN_LIVE);
 	mqs_presence_heartbeat(p, ev->now_s);
+	mqs_clients_tick(p);
+	mqs_refusal_tick(p);
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -89,6 +91,8 @@ static void plugin_free(struct mqs_plugin *p)
 	mqs_spool_close(p->spool);
 	mqs_state_free(p->state);
 	hmap_free(p->clients);
+	mqs_clients_removals_free(p);
+	hmap_free(p->refusals);
 	hmap_free(p->conns);
 	free(p->last_auth_id);
 	hmap_free(p->catchups);
@@ -147,8 +151,9 @@ static bool plugin_alloc(struct mqs_plugin *p)
 	p->clients = hmap_new(free_ptr);
 	p->conns = hmap_new(NULL);
 	p->catchups = hmap_new(free_ptr);
+	p->refusals = hmap_new(free_ptr);
 	p->state = mqs_state_new();
-	return p->clients != NULL && p->conns != NULL && p->catchups != NULL && p->state != NULL;
+	return p->clients != NULL && p->conns != NULL && p->catchups != NULL && p->refusals != NULL && p->state != NULL;
 }
 
 /* Opens and replays the spool, then starts the listener (with its own copy of the epochs),

@@ -325,14 +325,39 @@ void mqs_wake_close(struct mqs_wake *w);
  * NULL (no connection involved). Broker thread only: other threads use mqs_bglog. */
 void mqs_plog(const struct mosquitto *client, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+struct mqs_plugin;
+
+#define MQS_REFUSAL_SUMMARY_S 10 /* seconds between "suppressed" lines per reason */
+#define MQS_REFUSAL_REASONS   64 /* reasons counted apart; the others share one count */
+
+/* A refusal's log line (SPEC 3.1: every refusal has one), throttled so that a flood of refusals
+ * cannot flood the log: per reason ("KIND: WHY", e.g. "subscription: not a member"), the first
+ * refusal_log_burst (option; 0: no limit) of each second are logged at NOTICE, the rest only counted; mqs_refusal_tick
+ * then logs "N more refusals (REASON) suppressed in the last S s", at most once per
+ * MQS_REFUSAL_SUMMARY_S per reason. Out of memory: the line is logged unthrottled. Broker thread. */
+void mqs_refusal_log(struct mqs_plugin *p, const struct mosquitto *client, const char *kind, const char *why,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Broker thread, at TICK: the summaries that are due. */
+void mqs_refusal_tick(struct mqs_plugin *p);
+
 /* ---- the context ---------------------------------------------------------------------------- */
 
 struct mqs_client {
 	char user[MQS_ID_MAX + 1];
 	uint8_t token_hash[MQS_TOKEN_HASH_LEN];
-	bool has_token; /* authenticated by us with a token (auth true) */
-	bool wake;      /* our own wake connection */
-	bool online;    /* false: a persistent session kept while its client is away */
+	bool has_token;  /* authenticated by us with a token (auth true) */
+	bool wake;       /* our own wake connection */
+	bool online;     /* false: a persistent session kept while its client is away */
+	bool group_subs; /* was granted a subscription that can match groups/{gid}/messages|receipts
+	                    (exact or wildcard; never cleared: unsubscribing is not tracked) */
+};
+
+/* A membership removal whose connections are still to be disconnected (clients.c). */
+struct mqs_removal {
+	struct mqs_removal *next;
+	int64_t due_ms; /* monotonic */
+	char user[MQS_ID_MAX + 1];
+	char group[MQS_ID_MAX + 1];
 };
 
 struct mqs_plugin {
@@ -354,6 +379,9 @@ struct mqs_plugin {
 	time_t last_heartbeat;
 	time_t last_backpressure_log;
 	uint64_t stat_accepted, stat_refused, stat_delivered;
+	struct hmap *refusals;        /* reason -> throttle counters (plog.c) */
+	struct mqs_removal *removals; /* pending disconnects of removed members, oldest first (clients.c) */
+	struct mqs_removal **removals_tail;
 	/* The last client that logged in and a copy of its client id (malloc; both cleared at its
 	 * DISCONNECT): tell a taken-over connection's will from a live publish (clients.c). The pointer
 	 * is only compared, never dereferenced. */
@@ -406,6 +434,20 @@ const char *mqs_client_uid(struct mqs_plugin *p, const struct mosquitto *client)
 const char *mqs_client_name(struct mqs_plugin *p, const struct mosquitto *client);
 /* Disconnects the clients of uid whose token is no longer valid (all of them if the user is gone). */
 void mqs_clients_revalidate(struct mqs_plugin *p, const char *uid);
+
+#define MQS_REMOVAL_KICK_MS 200 /* from a membership removal to the disconnect of the removed member */
+
+/* uid was removed from gid: in MQS_REMOVAL_KICK_MS (time for the member_removed inbox event to
+ * go out to a client that keeps up), its connections that may hold deliveries of gid are
+ * disconnected (SPEC 3: deliveries stop within 1 s; Mosquitto 2.0 cannot drop what it has queued
+ * for a connection): those granted a group subscription and every persistent session (which may
+ * hold subscriptions from an earlier connection). Not if uid is an admin user (they read every
+ * group, 3.7) or a member of gid again by then. Out of memory: logged, nobody is disconnected. */
+void mqs_clients_removed(struct mqs_plugin *p, const char *uid, const char *gid);
+/* Broker thread, at TICK: the disconnects that are due. */
+void mqs_clients_tick(struct mqs_plugin *p);
+/* Frees the pending removals (at cleanup). */
+void mqs_clients_removals_free(struct mqs_plugin *p);
 void mqs_presence_heartbeat(struct mqs_plugin *p, time_t now);
 
 /* ---- acl.c (broker thread): ACL decisions ---------------------------------------------------- */

@@ -132,6 +132,18 @@ static bool topic__filter_wellformed(const char *f, bool *wild)
 	return true;
 }
 
+const char *mqs_filter_share_body(const char *filter)
+{
+	const char *name, *slash;
+
+	if(filter == NULL || strncmp(filter, "$share/", 7) != 0) return NULL;
+	name = filter + 7;
+	slash = strchr(name, '/');
+	if(slash == NULL || slash == name || slash[1] == '\0') return NULL;
+	if(memchr(name, '+', (size_t)(slash - name)) || memchr(name, '#', (size_t)(slash - name))) return NULL;
+	return slash + 1;
+}
+
 /* Conservative: a wildcard filter is WILDCARD whenever it can match an allowed governed topic, or
  * when its first level is a wildcard (it then matches governed topics, and ungoverned ones that must
  * keep working); BAD only when it sits entirely under groups/, users/ or system/ yet matches nothing
@@ -146,15 +158,8 @@ enum mqs_filter_scope mqs_filter_classify(const char *filter, struct mqs_topic *
 	topic__set(topic, MQS_TOPIC_OTHER, "", 0);
 	if(filter == NULL || filter[0] == '\0') return MQS_FILTER_BAD;
 	if(strncmp(filter, "$share/", 7) == 0 || strcmp(filter, "$share") == 0) {
-		const char *name = filter + 7, *slash;
-
-		if(filter[6] == '\0') return MQS_FILTER_BAD;
-		slash = strchr(name, '/');
-		if(slash == NULL || slash == name || slash[1] == '\0') return MQS_FILTER_BAD;
-		if(memchr(name, '+', (size_t)(slash - name)) || memchr(name, '#', (size_t)(slash - name))) {
-			return MQS_FILTER_BAD;
-		}
-		filter = slash + 1;
+		filter = mqs_filter_share_body(filter);
+		if(filter == NULL) return MQS_FILTER_BAD;
 	}
 	if(!topic__filter_wellformed(filter, &wild)) return MQS_FILTER_BAD;
 	topic__split(filter, &lv);

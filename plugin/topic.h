@@ -38,6 +38,10 @@ enum mqs_filter_scope {
 	MQS_FILTER_BAD,       /* governed prefix but can match nothing we allow (e.g. groups/g/foo) */
 };
 
+/* For a shared subscription "$share/NAME/FILTER" (NAME non-empty, without '/', '+' or '#'), a
+ * pointer to FILTER inside filter; NULL for any other filter (also a malformed "$share..."). */
+const char *mqs_filter_share_body(const char *filter);
+
 /* Classifies a filter. For MQS_FILTER_EXACT, topic is the parsed concrete topic. A filter such as
  * "groups/+/messages", "groups/#", "#" or "+/+/messages" is WILDCARD. */
 enum mqs_filter_scope mqs_filter_classify(const char *filter, struct mqs_topic *topic);

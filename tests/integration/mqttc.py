@@ -36,6 +36,18 @@ def _str(s):
     return struct.pack("!H", len(b)) + b
 
 
+def _get_varint(body, i):
+    """The variable byte integer at body[i]: (value, index after it)."""
+    n, mult = 0, 1
+    while True:
+        b = body[i]
+        i += 1
+        n += (b & 0x7F) * mult
+        if not b & 0x80:
+            return n, i
+        mult *= 128
+
+
 class ConnectRefused(Exception):
     def __init__(self, code):
         super().__init__("CONNACK reason 0x%02x" % code)
@@ -45,13 +57,17 @@ class ConnectRefused(Exception):
 class RawV5:
     """One MQTT v5 connection. Raises ConnectRefused if the broker refuses it."""
 
-    def __init__(self, port, username=None, password=None, client_id="", keepalive=60, timeout=10):
+    def __init__(self, port, username=None, password=None, client_id="", keepalive=60, timeout=10,
+                 clean_start=True, session_expiry=None, receive_max=None):
+        """password may be bytes (the MQTT password is binary). clean_start False with
+        session_expiry (seconds) keeps a persistent session; receive_max limits the QoS 1/2
+        messages the broker sends before this client acknowledges (see read_publish/puback)."""
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         self.mid = 0
-        self.received = []  # PUBLISH packets that arrived while waiting for something else
-        flags = 0x02
+        self.received = []  # PUBLISH packets (fixed header byte + body) that arrived while waiting for something else
+        flags = 0x02 if clean_start else 0x00
         payload = _str(client_id)
         if username is not None:
             flags |= 0x80
@@ -59,11 +75,17 @@ class RawV5:
         if password is not None:
             flags |= 0x40
             payload += _str(password)
-        var = _str("MQTT") + bytes([5, flags]) + struct.pack("!H", keepalive) + _varint(0)
+        props = b""
+        if session_expiry is not None:
+            props += b"\x11" + struct.pack("!I", session_expiry)
+        if receive_max is not None:
+            props += b"\x21" + struct.pack("!H", receive_max)
+        var = _str("MQTT") + bytes([5, flags]) + struct.pack("!H", keepalive) + _varint(len(props)) + props
         self._send(0x10, var + payload)
         ptype, body = self._read()
         if ptype >> 4 != 2:
             raise RuntimeError("expected CONNACK")
+        self.session_present = bool(body[0] & 1)
         if body[1] != 0:
             self.close()
             raise ConnectRefused(body[1])
@@ -96,7 +118,7 @@ class RawV5:
         while True:
             header, body = self._read()
             if header >> 4 == 3:
-                self.received.append(body)
+                self.received.append(bytes([header]) + body)
                 continue
             if header >> 4 == ptype and struct.unpack("!H", body[:2])[0] == mid:
                 return body
@@ -131,15 +153,51 @@ class RawV5:
         mid = self._next_mid()
         self._send(0x82, struct.pack("!H", mid) + _varint(0) + _str(topic) + bytes([qos]))
         body = self._wait(9, mid)
-        plen, i, mult = 0, 2, 1
-        while True:  # skip the properties
-            b = body[i]
-            i += 1
-            plen += (b & 0x7F) * mult
-            if not b & 0x80:
-                break
-            mult *= 128
+        plen, i = _get_varint(body, 2)  # skip the properties
         return body[i + plen]
+
+    def read_publish(self, timeout):
+        """The next PUBLISH (one that arrived earlier first) as (topic, payload, qos, packet id or
+        None, retain flag), without acknowledging it; None after timeout. Raises ConnectionError when the broker
+        closed the connection."""
+        if not self.received:
+            self.sock.settimeout(timeout)
+            try:
+                while True:
+                    header, body = self._read()
+                    if header >> 4 == 3:
+                        self.received.append(bytes([header]) + body)
+                        break
+            except socket.timeout:
+                return None
+            finally:
+                self.sock.settimeout(None)
+        raw = self.received.pop(0)
+        qos = (raw[0] >> 1) & 3
+        body = raw[1:]
+        tlen = struct.unpack("!H", body[:2])[0]
+        topic = body[2:2 + tlen].decode()
+        i, mid = 2 + tlen, None
+        if qos:
+            mid = struct.unpack("!H", body[i:i + 2])[0]
+            i += 2
+        plen, i = _get_varint(body, i)
+        return topic, body[i + plen:], qos, mid, raw[0] & 1
+
+    def read_all(self, quiet=1.0, ack=False):
+        """(topic, payload) of every PUBLISH until none arrives for quiet seconds, acknowledging QoS 1
+        ones if ack."""
+        out = []
+        while True:
+            p = self.read_publish(quiet)
+            if p is None:
+                return out
+            out.append(p[:2])
+            if ack and p[2] == 1:
+                self.puback(p[3])
+
+    def puback(self, mid):
+        self._send(0x40, struct.pack("!H", mid))
 
     def close(self):
         try:

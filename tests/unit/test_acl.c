@@ -51,9 +51,21 @@ void mqs_plog(const struct mosquitto *client, int level, const char *fmt, ...)
 	(void)fmt;
 }
 
+void mqs_refusal_log(struct mqs_plugin *p, const struct mosquitto *client, const char *kind, const char *why,
+                     const char *fmt, ...)
+{
+	(void)p;
+	(void)client;
+	(void)kind;
+	(void)why;
+	(void)fmt;
+}
+
 #define ALLOW MOSQ_ERR_SUCCESS
 #define DENY  MOSQ_ERR_ACL_DENIED
 #define DEFER MOSQ_ERR_PLUGIN_DEFER
+
+#define SHARE_WHY "shared subscriptions on governed topics are for admin users only"
 
 struct acl_case {
 	const char *uid;
@@ -112,6 +124,14 @@ static void test_group_topics(void **unused)
 	        /* an admin user is no member of a group it does not belong to */
 	        {"bob", MOSQ_ACL_WRITE, "groups/g1/messages", DENY, "not a member"},
 	        {"bob", MOSQ_ACL_WRITE, "groups/g2/messages", ALLOW, NULL},
+	        /* ...but reads every group, existing or not, read-only (SPEC 3.7) */
+	        {"bob", MOSQ_ACL_READ, "groups/g1/messages", ALLOW, NULL},
+	        {"bob", MOSQ_ACL_SUBSCRIBE, "groups/g1/messages", ALLOW, NULL},
+	        {"bob", MOSQ_ACL_SUBSCRIBE, "groups/g9/messages", ALLOW, NULL},
+	        {"bob", MOSQ_ACL_READ, "groups/g1/receipts", ALLOW, NULL},
+	        {"bob", MOSQ_ACL_SUBSCRIBE, "groups/g3/receipts", ALLOW, NULL},
+	        {"bob", MOSQ_ACL_WRITE, "groups/g1/receipts", DENY, "not a member"},
+	        {"bob", MOSQ_ACL_READ, "users/alice/inbox", DENY, NULL},
 	        /* receipts: the same rule */
 	        {"alice", MOSQ_ACL_WRITE, "groups/g1/receipts", ALLOW, NULL},
 	        {"alice", MOSQ_ACL_READ, "groups/g1/receipts", ALLOW, NULL},
@@ -179,18 +199,45 @@ static void test_wildcards(void **unused)
 	        {"carol", MOSQ_ACL_SUBSCRIBE, "groups/#", ALLOW, NULL},
 	        {"carol", MOSQ_ACL_SUBSCRIBE, "#", ALLOW, NULL},
 	        {"carol", MOSQ_ACL_SUBSCRIBE, "+/+/inbox", ALLOW, NULL},
+	        /* no user: a filter under a governed prefix can deliver nothing to it; one that merely
+	           overlaps governed topics is an other-topics filter (other_topics decides) */
 	        {NULL, MOSQ_ACL_SUBSCRIBE, "groups/+/messages", DENY, NULL},
-	        {NULL, MOSQ_ACL_SUBSCRIBE, "#", DENY, NULL},
-	        /* shared subscriptions: decided on the topic after $share/NAME/ */
-	        {"alice", MOSQ_ACL_SUBSCRIBE, "$share/s/groups/g1/messages", ALLOW, NULL},
-	        {"carol", MOSQ_ACL_SUBSCRIBE, "$share/s/groups/g1/messages", DENY, "not allowed"},
-	        {"carol", MOSQ_ACL_SUBSCRIBE, "$share/s/groups/+/messages", ALLOW, NULL},
+	        {NULL, MOSQ_ACL_SUBSCRIBE, "#", DEFER, NULL},
+	        {NULL, MOSQ_ACL_SUBSCRIBE, "+/+", DEFER, NULL},
+	        /* shared subscriptions on governed topics: admin users only (SPEC 3) */
+	        {"alice", MOSQ_ACL_SUBSCRIBE, "$share/s/groups/g1/messages", DENY, SHARE_WHY},
+	        {"carol", MOSQ_ACL_SUBSCRIBE, "$share/s/groups/g1/messages", DENY, SHARE_WHY},
+	        {"carol", MOSQ_ACL_SUBSCRIBE, "$share/s/groups/+/messages", DENY, SHARE_WHY},
+	        {"carol", MOSQ_ACL_SUBSCRIBE, "$share/s/#", DENY, SHARE_WHY},
+	        {NULL, MOSQ_ACL_SUBSCRIBE, "$share/s/#", DENY, SHARE_WHY},
+	        {"bob", MOSQ_ACL_SUBSCRIBE, "$share/s/groups/g1/messages", ALLOW, NULL},
+	        {"bob", MOSQ_ACL_SUBSCRIBE, "$share/s/groups/+/messages", ALLOW, NULL},
+	        {"bob", MOSQ_ACL_SUBSCRIBE, "$share/s/users/alice/inbox", DENY, "another user's inbox"},
+	        {"alice", MOSQ_ACL_UNSUBSCRIBE, "$share/s/groups/g1/messages", ALLOW, NULL},
+	        /* ...and on other topics they are other topics */
+	        {"carol", MOSQ_ACL_SUBSCRIBE, "$share/s/foo/bar", DEFER, NULL},
+	        {NULL, MOSQ_ACL_SUBSCRIBE, "$share/s/foo/#", DEFER, NULL},
 	        /* a wildcard that can only match ungoverned topics is an other topic */
 	        {"carol", MOSQ_ACL_SUBSCRIBE, "foo/#", DEFER, NULL},
+	};
+	static const struct acl_case anonymous_allow[] = {
+	        {NULL, MOSQ_ACL_SUBSCRIBE, "#", ALLOW, NULL},
+	        {NULL, MOSQ_ACL_SUBSCRIBE, "+/+", ALLOW, NULL},
+	        {NULL, MOSQ_ACL_SUBSCRIBE, "+/#", ALLOW, NULL},
+	        {NULL, MOSQ_ACL_SUBSCRIBE, "groups/#", DENY, NULL},
+	        {NULL, MOSQ_ACL_READ, "groups/g1/messages", DENY, NULL},
+	        {NULL, MOSQ_ACL_READ, "system/alerts", DENY, NULL},
+	        {NULL, MOSQ_ACL_READ, "foo/bar", ALLOW, NULL},
+	};
+	static const struct acl_case anonymous_deny[] = {
+	        {NULL, MOSQ_ACL_SUBSCRIBE, "#", DENY, NULL},
+	        {"carol", MOSQ_ACL_SUBSCRIBE, "#", ALLOW, NULL},
 	};
 	struct mqs_state *st = fixture();
 	(void)unused;
 	run_cases(st, MQS_OTHER_DEFER, cases, sizeof(cases) / sizeof(cases[0]));
+	run_cases(st, MQS_OTHER_ALLOW, anonymous_allow, sizeof(anonymous_allow) / sizeof(anonymous_allow[0]));
+	run_cases(st, MQS_OTHER_DENY, anonymous_deny, sizeof(anonymous_deny) / sizeof(anonymous_deny[0]));
 	mqs_state_free(st);
 }
 

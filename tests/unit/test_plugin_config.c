@@ -31,6 +31,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.other_topics, MQS_OTHER_DEFER);
 	assert_int_equal(c.max_payload, 262144);
 	assert_int_equal(c.receipts_max_members, 1000);
+	assert_int_equal(c.refusal_log_burst, 5);
 	assert_false(c.spool_fsync);
 	assert_string_equal(c.wake_address, "127.0.0.1:1883");
 	mqs_config_free(&c);
@@ -154,7 +155,8 @@ static void test_describe(void **state)
 	assert_true(mqs_config_parse(&c, o, 5, err, sizeof(err)));
 	assert_string_equal(mqs_config_describe(&c, desc, sizeof(desc)),
 	                    "node=b1 spool_dir=/s auth=false envelope=properties other_topics=allow max_payload=262144 "
-	                    "receipts_max_members=1000 batch_max=1000 spool_max_bytes=268435456 spool_fsync=false "
+	                    "receipts_max_members=1000 refusal_log_burst=5 batch_max=1000 spool_max_bytes=268435456 "
+	                    "spool_fsync=false "
 	                    "reconnect_max_ms=5000 presence_interval_s=30 wake_address=127.0.0.1:1883");
 	mqs_config_free(&c);
 }

@@ -217,6 +217,22 @@ static bool receipt(const char *text, size_t len, int64_t *d, int64_t *r, const 
 
 #define RECEIPT(s, d, r, why) receipt((s), strlen(s), (d), (r), (why))
 
+static void test_share_body(void **state)
+{
+	static const char *const not_shares[] = {"$share",     "$share/",     "$share/w",
+	                                         "$share//x",  "$share/w/",   "$share/+/x",
+	                                         "$share/#/x", "$sharex/w/x", "groups/g1/messages"};
+	const char *f = "$share/workers/groups/+/messages";
+	(void)state;
+	assert_ptr_equal(mqs_filter_share_body(f), f + strlen("$share/workers/"));
+	assert_string_equal(mqs_filter_share_body("$share/w/#"), "#");
+	for(size_t i = 0; i < sizeof(not_shares) / sizeof(not_shares[0]); i++) {
+		if(mqs_filter_share_body(not_shares[i]) != NULL)
+			fail_msg("'%s' is no shared subscription", not_shares[i]);
+	}
+	assert_null(mqs_filter_share_body(NULL));
+}
+
 static void test_receipt_valid(void **state)
 {
 	static const struct {
@@ -375,6 +391,7 @@ int main(void)
 	        cmocka_unit_test(test_topic_parse),    cmocka_unit_test(test_filter_classify),
 	        cmocka_unit_test(test_receipt_valid),  cmocka_unit_test(test_receipt_rejected),
 	        cmocka_unit_test(test_receipt_binary), cmocka_unit_test(test_sync_req),
+	        cmocka_unit_test(test_share_body),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
