@@ -315,6 +315,7 @@ void mqs_clients_removed(struct mqs_plugin *p, const char *uid, const char *gid)
 
 void mqs_clients_tick(struct mqs_plugin *p)
 {
+	if(p->removals == NULL) return;
 	int64_t now = mqs_now_ms(CLOCK_MONOTONIC);
 
 	while(p->removals != NULL && p->removals->due_ms <= now) {

@@ -96,8 +96,11 @@ static void refusal_summary(const void *key, size_t keylen, void *value, void *a
 	c->suppressed = 0;
 }
 
+/* TICK runs up to tens of thousands of times a second under load: look once a second. */
 void mqs_refusal_tick(struct mqs_plugin *p)
 {
 	int64_t now = mqs_now_ms(CLOCK_MONOTONIC);
+	if(now < p->refusals_next_ms) return;
+	p->refusals_next_ms = now + 1000;
 	hmap_each(p->refusals, refusal_summary, &now);
 }

@@ -380,6 +380,7 @@ struct mqs_plugin {
 	time_t last_backpressure_log;
 	uint64_t stat_accepted, stat_refused, stat_delivered;
 	struct hmap *refusals;        /* reason -> throttle counters (plog.c) */
+	int64_t refusals_next_ms;     /* monotonic: the next look for due summaries (plog.c) */
 	struct mqs_removal *removals; /* pending disconnects of removed members, oldest first (clients.c) */
 	struct mqs_removal **removals_tail;
 	/* The last client that logged in and a copy of its client id (malloc; both cleared at its
