@@ -137,11 +137,15 @@ static void check_filter(const char *f)
 		/* $share/NAME/F classifies as F does (stripped once: F = "$share/..." is a plain filter then). */
 		const char *slash = f[6] == '/' ? strchr(f + 7, '/') : NULL;
 		if(r != MQS_FILTER_BAD) FUZZ_CHECK(slash != NULL);
-		if(slash != NULL && slash > f + 7 && slash[1] != '\0' && !memchr(f + 7, '+', (size_t)(slash - f - 7)) &&
-		   !memchr(f + 7, '#', (size_t)(slash - f - 7)) && strncmp(slash + 1, "$share", 6) != 0)
-			FUZZ_CHECK(mqs_filter_classify(slash + 1, NULL) == r);
+		bool valid = slash != NULL && slash > f + 7 && slash[1] != '\0' &&
+		             !memchr(f + 7, '+', (size_t)(slash - f - 7)) &&
+		             !memchr(f + 7, '#', (size_t)(slash - f - 7));
+		if(valid && strncmp(slash + 1, "$share", 6) != 0) FUZZ_CHECK(mqs_filter_classify(slash + 1, NULL) == r);
+		/* mqs_filter_share_body finds that F (acl.c decides shares on it), or says it is no share. */
+		FUZZ_CHECK(mqs_filter_share_body(f) == (valid ? slash + 1 : NULL));
 		return;
 	}
+	FUZZ_CHECK(mqs_filter_share_body(f) == NULL);
 	/* Without wildcards a filter is a topic name: it classifies as mqs_topic_parse says. */
 	if(f[0] != '\0' && strchr(f, '+') == NULL && strchr(f, '#') == NULL) {
 		mqs_topic_parse(f, &parsed);
