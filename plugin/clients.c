@@ -223,14 +223,18 @@ int mqs_on_disconnect(int event, void *event_data, void *userdata)
 
 #define KICK_BATCH 32
 
-/* One walk over the client table for the online connections of uid that want() picks. */
+/* One walk over the client table for the online connections of uid (or of the users in users)
+ * that want() picks. */
 struct kick_walk {
 	struct mqs_plugin *p;
 	const char *uid;
+	const struct hmap *users;    /* instead of uid: uid -> the gid it was removed from */
 	const struct mqs_user *user; /* uid's record; NULL: the user is gone */
 	bool (*want)(const struct kick_walk *w, const struct mqs_client *c, const struct mosquitto *client);
-	const char *why;              /* for the log line */
+	const char *why;              /* for the log line (with uid) */
 	const char *kick[KICK_BATCH]; /* client ids to disconnect (the broker's strings) */
+	char kick_user[KICK_BATCH][MQS_ID_MAX + 1];
+	const char *kick_group[KICK_BATCH]; /* with users: the group */
 	size_t nkick;
 	bool more; /* more clients to disconnect than this batch holds */
 };
@@ -240,9 +244,11 @@ static void check_client(const void *key, size_t keylen, void *value, void *arg)
 	struct kick_walk *w = arg;
 	struct mqs_client *c = value;
 	struct mosquitto *client;
+	const char *gid = NULL;
 
 	(void)keylen;
-	if(c->wake || !c->online || strcmp(c->user, w->uid) != 0) return;
+	if(c->wake || !c->online) return;
+	if(w->users != NULL ? (gid = hmap_gets(w->users, c->user)) == NULL : strcmp(c->user, w->uid) != 0) return;
 	memcpy(&client, key, sizeof(client));
 	if(!w->want(w, c, client)) return;
 	const char *id = mosquitto_client_id(client);
@@ -251,6 +257,8 @@ static void check_client(const void *key, size_t keylen, void *value, void *arg)
 		w->more = true;
 		return;
 	}
+	snprintf(w->kick_user[w->nkick], sizeof(w->kick_user[0]), "%s", c->user);
+	w->kick_group[w->nkick] = gid;
 	w->kick[w->nkick++] = id;
 }
 
@@ -267,8 +275,13 @@ static void kick_matching(struct kick_walk *w)
 		w->more = false;
 		hmap_each(w->p->clients, check_client, w);
 		for(size_t i = 0; i < w->nkick; i++) {
-			mqs_plog(NULL, MOSQ_LOG_NOTICE, "disconnecting client '%s' of user '%s': %s", w->kick[i],
-			         w->uid, w->why);
+			if(w->kick_group[i] != NULL)
+				mqs_plog(NULL, MOSQ_LOG_NOTICE,
+				         "disconnecting client '%s' of user '%s': removed from group '%s'", w->kick[i],
+				         w->kick_user[i], w->kick_group[i]);
+			else
+				mqs_plog(NULL, MOSQ_LOG_NOTICE, "disconnecting client '%s' of user '%s': %s",
+				         w->kick[i], w->kick_user[i], w->why);
 			mosquitto_kick_client_by_clientid(w->kick[i], false);
 		}
 	} while(w->more && --passes > 0);
@@ -313,23 +326,40 @@ void mqs_clients_removed(struct mqs_plugin *p, const char *uid, const char *gid)
 	p->removals_tail = &r->next;
 }
 
+/* The due removals, one walk over the client table for all of them (a deleted group with 10,000
+ * connected members costs one walk, not 10,000). Users with no connection here are skipped. */
 void mqs_clients_tick(struct mqs_plugin *p)
 {
 	if(p->removals == NULL) return;
 	int64_t now = mqs_now_ms(CLOCK_MONOTONIC);
+	struct mqs_removal *due = p->removals, **end = &p->removals;
+	struct hmap *users;
 
-	while(p->removals != NULL && p->removals->due_ms <= now) {
-		struct mqs_removal *r = p->removals;
-		char why[MQS_ID_MAX + 32];
-		struct kick_walk w = {.p = p,
-		                      .uid = r->user,
-		                      .user = mqs_state_user(p->state, r->user),
-		                      .want = may_hold_group,
-		                      .why = why};
-		snprintf(why, sizeof(why), "removed from group '%s'", r->group);
-		p->removals = r->next;
-		if(!(w.user != NULL && w.user->admin) && !mqs_state_is_member(p->state, r->group, r->user))
-			kick_matching(&w);
+	while(*end != NULL && (*end)->due_ms <= now) end = &(*end)->next;
+	if(end == &p->removals) return;
+	p->removals = *end;
+	*end = NULL;
+	if(p->removals == NULL) p->removals_tail = &p->removals;
+	if((users = hmap_new(NULL)) == NULL) {
+		mqs_plog(NULL, MOSQ_LOG_WARNING, "out of memory: removed members not disconnected");
+	} else {
+		for(struct mqs_removal *r = due; r != NULL; r = r->next) {
+			const struct mqs_user *u = mqs_state_user(p->state, r->user);
+			if(hmap_gets(p->conns, r->user) == NULL || (u != NULL && u->admin) ||
+			   mqs_state_is_member(p->state, r->group, r->user) || hmap_gets(users, r->user) != NULL)
+				continue;
+			if(!hmap_puts(users, r->user, r->group))
+				mqs_plog(NULL, MOSQ_LOG_WARNING,
+				         "out of memory: '%s' not disconnected after removal from '%s'", r->user,
+				         r->group);
+		}
+		struct kick_walk w = {.p = p, .users = users, .want = may_hold_group};
+		if(hmap_count(users) > 0) kick_matching(&w);
+		hmap_free(users);
+	}
+	while(due != NULL) {
+		struct mqs_removal *r = due;
+		due = r->next;
 		free(r);
 	}
 }

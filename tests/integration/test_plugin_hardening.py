@@ -295,6 +295,34 @@ class SlowSubscriberTest(unittest.TestCase):
             slow.sock.close()
 
 
+class GroupDeletionTest(unittest.TestCase):
+    """A deleted group's connected members are disconnected in one pass; an admin user watching it is
+    not (it may read any group), nor is a member subscribed only to its inbox."""
+
+    def test_group_deletion_disconnects_subscribed_members(self):
+        with harness.Harness("plugin-hardening-delete") as h:
+            pg = h.postgres()
+            tok = {u: h.user_add(u, admin=(u == "root")) for u in ("alice", "bob", "carol", "root")}
+            pg.psql("INSERT INTO groups (id) VALUES ('g1'), ('g2');"
+                    "INSERT INTO memberships (group_id, user_id) VALUES ('g1','alice'), ('g1','bob'), ('g1','carol'),"
+                    " ('g2','bob')")
+            m = h.mosquitto().start()
+            self.assertTrue(m.wait_log("mqsync: state loaded", 30))
+            subs = {u: Sub(m.port, u, tok[u], ["groups/+/messages"], client_id="sub-" + u) for u in ("alice", "bob", "root")}
+            carol = Sub(m.port, "carol", tok["carol"], ["users/carol/inbox"], client_id="inbox-carol")
+            pg.psql("DELETE FROM groups WHERE id = 'g1'")
+            for u in ("alice", "bob"):
+                self.assertTrue(subs[u].disconnected.wait(5), u + " disconnected")
+                self.assertTrue(m.wait_log("disconnecting client 'sub-%s' of user '%s': removed from group 'g1'" % (u, u), 5))
+            ev = carol.get(5)
+            self.assertEqual(json.loads(ev.payload), {"event": "member_removed", "group": "g1"})
+            time.sleep(0.5)
+            self.assertFalse(subs["root"].disconnected.is_set(), "an admin user may still read")
+            self.assertFalse(carol.disconnected.is_set(), "no group subscription, nothing to withdraw")
+            for c in list(subs.values()) + [carol]:
+                c.close()
+
+
 def connect_with_will(port, client_id, topic, payload):
     """A v5 connection (anonymous) with a QoS 1 will; returns the socket (close it without DISCONNECT
     to have the will sent)."""
