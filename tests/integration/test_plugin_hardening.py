@@ -360,6 +360,15 @@ def compliance(port):
     p = q2.read_publish(5)
     out["qos2"] = p[:3] if p else None
     q2.close()
+    # Subscribe options: No Local (0x04) and Retain As Published (0x08).
+    opt = RawV5(port, client_id="opts")
+    opt.subscribe("chat/nl", qos=0x01 | 0x04)
+    opt.subscribe("chat/rap", qos=0x01 | 0x08)
+    opt.publish("chat/nl", b"not to myself", qos=1)
+    pub.publish("chat/rap", b"retained live", qos=1, retain=True)
+    out["sub_options"] = [(p[0], p[1], p[4]) for p in iter(lambda: opt.read_publish(1.0), None)]
+    opt.close()
+    pub.publish("chat/rap", b"", qos=1, retain=True)  # clear it
     # Will
     s = connect_with_will(port, "willer", "chat/will", b"gone")
     time.sleep(0.2)
@@ -429,6 +438,7 @@ class OtherTopicsTest(unittest.TestCase):
             self.assertTrue(without["ps_session_present"])
             self.assertEqual(without["ps_queued"], [("chat/ps", b"queued %d" % i) for i in range(3)])
             self.assertIn(("chat/will", b"gone"), without["watcher"])
+            self.assertEqual(without["sub_options"], [("chat/rap", b"retained live", 1)])
 
 
 if __name__ == "__main__":
