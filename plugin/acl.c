@@ -25,16 +25,13 @@ static struct mqs_acl_decision other_topics(int other)
 /* Whether uid may use a concrete governed topic. write: WRITE; otherwise READ or SUBSCRIBE. */
 static bool governed(const struct mqs_state *st, const struct mqs_topic *t, const char *uid, bool write)
 {
-	const struct mqs_user *u;
-
 	if(uid == NULL) return false;
 	switch(t->kind) {
 	case MQS_TOPIC_MESSAGES:
 	case MQS_TOPIC_RECEIPTS:
 		if(mqs_state_is_member(st, t->id, uid)) return true;
 		/* SPEC 3.7: admin users read every group's messages and receipts, publish only as members. */
-		u = mqs_state_user(st, uid);
-		return !write && u != NULL && u->admin;
+		return !write && mqs_state_is_admin(st, uid);
 	case MQS_TOPIC_INBOX:
 		/* Only the server publishes here (mosquitto_broker_publish skips WRITE checks). */
 		return !write && strcmp(t->id, uid) == 0;
@@ -42,9 +39,7 @@ static bool governed(const struct mqs_state *st, const struct mqs_topic *t, cons
 		/* Catch-up requests (SPEC 3.6): {uid} publishes, nobody subscribes. */
 		return write && strcmp(t->id, uid) == 0;
 	case MQS_TOPIC_ALERTS:
-		if(!write) return true;
-		u = mqs_state_user(st, uid);
-		return u != NULL && u->admin;
+		return !write || mqs_state_is_admin(st, uid);
 	default:
 		return false;
 	}
@@ -81,13 +76,11 @@ static struct mqs_acl_decision decide_filter(const struct mqs_state *st, int oth
 	const char *body = mqs_filter_share_body(filter);
 	enum mqs_filter_scope scope;
 	struct mqs_topic t;
-	const struct mqs_user *u;
 
 	scope = mqs_filter_classify(filter, &t);
 	if(access == MOSQ_ACL_SUBSCRIBE && body != NULL &&
 	   (scope == MQS_FILTER_EXACT || scope == MQS_FILTER_WILDCARD)) {
-		u = mqs_state_user(st, uid);
-		if(u == NULL || !u->admin) return SHARE_REFUSED;
+		if(!mqs_state_is_admin(st, uid)) return SHARE_REFUSED;
 	}
 	switch(scope) {
 	case MQS_FILTER_OTHER:

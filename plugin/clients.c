@@ -344,8 +344,7 @@ void mqs_clients_tick(struct mqs_plugin *p)
 		mqs_plog(NULL, MOSQ_LOG_WARNING, "out of memory: removed members not disconnected");
 	} else {
 		for(struct mqs_removal *r = due; r != NULL; r = r->next) {
-			const struct mqs_user *u = mqs_state_user(p->state, r->user);
-			if(hmap_gets(p->conns, r->user) == NULL || (u != NULL && u->admin) ||
+			if(hmap_gets(p->conns, r->user) == NULL || mqs_state_is_admin(p->state, r->user) ||
 			   mqs_state_is_member(p->state, r->group, r->user) || hmap_gets(users, r->user) != NULL)
 				continue;
 			if(!hmap_puts(users, r->user, r->group))

@@ -243,6 +243,8 @@ MQS_MUST_CHECK bool mqs_state_add_member(struct mqs_state *st, const char *gid, 
 const struct mqs_user *mqs_state_user(const struct mqs_state *st, const char *uid);
 const struct mqs_group *mqs_state_group(const struct mqs_state *st, const char *gid);
 bool mqs_state_is_member(const struct mqs_state *st, const char *gid, const char *uid);
+/* Whether uid (may be NULL) is an admin user (SPEC 2, 3.7). */
+bool mqs_state_is_admin(const struct mqs_state *st, const char *uid);
 size_t mqs_state_user_count(const struct mqs_state *st);
 size_t mqs_state_group_count(const struct mqs_state *st);
 size_t mqs_state_member_count(const struct mqs_group *g);

@@ -137,6 +137,12 @@ bool mqs_state_is_member(const struct mqs_state *st, const char *gid, const char
 	return g != NULL && uid != NULL && hmap_gets(g->members, uid) != NULL;
 }
 
+bool mqs_state_is_admin(const struct mqs_state *st, const char *uid)
+{
+	const struct mqs_user *u = mqs_state_user(st, uid);
+	return u != NULL && u->admin;
+}
+
 size_t mqs_state_user_count(const struct mqs_state *st)
 {
 	return hmap_count(st->users);
